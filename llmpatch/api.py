@@ -1,0 +1,32 @@
+"""The Python API: ``llmpatch.load()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from llmpatch import base as base_mod
+from llmpatch.artifact import Patch, read_patch
+from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, compose
+from llmpatch.runtime import PatchedModel
+
+
+def load(
+    base: str | base_mod.LoadedBase = "default",
+    patches: Sequence[str | Path | Patch] = (),
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | None = None,
+    max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS,
+) -> PatchedModel:
+    """Load ``base`` (a spec or a LoadedBase) with ``patches`` applied in the given order.
+
+    Every patch is verified (schema, sha256 of every file, safetensors) and must have been built
+    for this exact base (same fingerprint) before anything runs.
+    """
+    loaded_patches = [p if isinstance(p, Patch) else read_patch(p) for p in patches]
+    loaded = base if isinstance(base, base_mod.LoadedBase) else base_mod.load(base, dtype=dtype, device=device)
+    stack = compose(loaded_patches, loaded.info.to_ref(), max_virtual_tokens=max_virtual_tokens)
+    return PatchedModel(loaded, stack)

@@ -1,0 +1,296 @@
+"""The patch artifact: a directory plain ``peft`` loads as a prompt-tuning adapter, plus a manifest.
+
+Layout::
+
+    tox-fix-1.2.1/
+      adapter_config.json          peft PromptTuningConfig
+      adapter_model.safetensors    one tensor, ``prompt_embeddings`` (num_virtual_tokens x hidden)
+      README.md                    model card (Hub conventions: base_model, tags, eval results)
+      llmpatch.json                manifest: identity, base fingerprint, sha256 of every file above
+
+Reading verifies everything before any tensor is used: the manifest's schema, that no pickle
+file is present, that every listed file exists with the recorded size and sha256 and that no
+unlisted file is present, that the safetensors file parses, and that the tensor and the
+adapter config agree with the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from llmpatch.errors import IntegrityError, LlmpatchError, ManifestError, UnsafeFormatError
+from llmpatch.manifest import MANIFEST_NAME, BaseRef, FileEntry, Manifest, now_iso
+from llmpatch.versions import check_name, parse_version
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+MODEL_CARD = "README.md"
+TENSOR_NAME = "prompt_embeddings"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A verified patch: its manifest and its prefix embeddings (num_virtual_tokens x hidden)."""
+
+    path: Path
+    manifest: Manifest
+    embeddings: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def payload_sha256(self) -> str:
+        return self.manifest.files[ADAPTER_WEIGHTS].sha256
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def refuse_pickles(root: Path, names: Iterable[str] | None = None) -> None:
+    """Raise UnsafeFormatError if any pickle-format file is under ``root`` (or in ``names``)."""
+    candidates = list(names) if names is not None else [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    bad = sorted(n for n in candidates if n.lower().endswith(PICKLE_SUFFIXES))
+    if bad:
+        raise UnsafeFormatError(
+            f"{root} contains pickle-format files ({', '.join(bad)}); llmpatch accepts safetensors only, "
+            "because unpickling can run arbitrary code",
+            hint="re-export the patch with `llmpatch build` (it writes adapter_model.safetensors) and delete the pickle files",
+        )
+
+
+def verify_files(root: Path, manifest: Manifest) -> None:
+    """Check presence, size and sha256 of every file the manifest lists, and that nothing else is there."""
+    root = Path(root)
+    present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    refuse_pickles(root, present)
+    for rel, entry in sorted(manifest.files.items()):
+        f = root / rel
+        if rel not in present:
+            raise IntegrityError(
+                f"{manifest.id}: file {rel} listed in the manifest is missing from {root}",
+                hint="the download or copy is incomplete; fetch the patch again",
+            )
+        size = f.stat().st_size
+        if size != entry.size:
+            raise IntegrityError(
+                f"{manifest.id}: {rel} is {size} bytes, the manifest says {entry.size} (truncated or modified)",
+                hint="fetch the patch again from its registry; do not use this copy",
+            )
+        actual = sha256_file(f)
+        if actual != entry.sha256:
+            raise IntegrityError(
+                f"{manifest.id}: sha256 of {rel} is {actual}, the manifest says {entry.sha256} (modified or corrupt)",
+                hint="fetch the patch again from its registry; do not use this copy",
+            )
+    extra = sorted(present - set(manifest.files) - {MANIFEST_NAME})
+    if extra:
+        raise IntegrityError(
+            f"{manifest.id}: {root} holds files the manifest does not cover: {', '.join(extra)}",
+            hint="remove them; every file of a patch must be listed (with its sha256) in llmpatch.json",
+        )
+
+
+def _load_embeddings(root: Path, manifest: Manifest) -> torch.Tensor:
+    f = root / ADAPTER_WEIGHTS
+    try:
+        tensors = load_file(str(f))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise IntegrityError(
+            f"{manifest.id}: {ADAPTER_WEIGHTS} is not a readable safetensors file ({exc})",
+            hint="the file is corrupt or truncated; fetch the patch again",
+        ) from None
+    if set(tensors) != {TENSOR_NAME}:
+        raise IntegrityError(
+            f"{manifest.id}: {ADAPTER_WEIGHTS} must hold exactly one tensor named {TENSOR_NAME!r}, found {sorted(tensors)}",
+        )
+    emb = tensors[TENSOR_NAME]
+    want = (manifest.num_virtual_tokens, manifest.base.hidden_size)
+    if tuple(emb.shape) != want:
+        raise IntegrityError(
+            f"{manifest.id}: prompt_embeddings has shape {tuple(emb.shape)}, the manifest says {want} "
+            "(num_virtual_tokens x base hidden_size)",
+        )
+    if not torch.isfinite(emb).all():
+        raise IntegrityError(f"{manifest.id}: prompt_embeddings contains NaN or infinite values")
+    return emb
+
+
+def _check_adapter_config(root: Path, manifest: Manifest) -> None:
+    try:
+        cfg = json.loads((root / ADAPTER_CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} is not valid JSON ({exc})") from None
+    problems = []
+    if cfg.get("peft_type") != "PROMPT_TUNING":
+        problems.append(f"peft_type is {cfg.get('peft_type')!r}, expected 'PROMPT_TUNING'")
+    if cfg.get("num_virtual_tokens") != manifest.num_virtual_tokens:
+        problems.append(f"num_virtual_tokens is {cfg.get('num_virtual_tokens')}, manifest says {manifest.num_virtual_tokens}")
+    if cfg.get("token_dim") not in (None, manifest.base.hidden_size):
+        problems.append(f"token_dim is {cfg.get('token_dim')}, base hidden_size is {manifest.base.hidden_size}")
+    if problems:
+        raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} disagrees with the manifest: " + "; ".join(problems))
+
+
+def read_patch(path: str | Path) -> Patch:
+    """Read and fully verify a patch directory."""
+    root = Path(path)
+    if not root.exists():
+        raise LlmpatchError(f"patch directory {root} does not exist", hint="give the path of a directory made by `llmpatch build`")
+    if not root.is_dir():
+        raise LlmpatchError(f"{root} is not a directory: a patch is a directory holding {MANIFEST_NAME}")
+    refuse_pickles(root)
+    manifest = Manifest.read(root / MANIFEST_NAME)
+    verify_files(root, manifest)
+    _check_adapter_config(root, manifest)
+    return Patch(path=root, manifest=manifest, embeddings=_load_embeddings(root, manifest))
+
+
+def adapter_config(num_virtual_tokens: int, base: BaseRef, *, num_layers: int | None = None,
+                   num_attention_heads: int | None = None) -> dict[str, Any]:
+    """The peft ``adapter_config.json`` for a patch (init RANDOM: the weights come from the file)."""
+    from peft import PromptTuningConfig
+
+    cfg = PromptTuningConfig(
+        task_type="CAUSAL_LM",
+        num_virtual_tokens=num_virtual_tokens,
+        token_dim=base.hidden_size,
+        num_transformer_submodules=1,
+        num_layers=num_layers,
+        num_attention_heads=num_attention_heads,
+        base_model_name_or_path=base.id,
+        revision=base.revision if base.revision and len(base.revision) == 40 else None,
+        inference_mode=True,
+    )
+    d = cfg.to_dict()
+    return json.loads(json.dumps(d, default=str))
+
+
+def model_card(manifest: Manifest) -> str:
+    """A Hub model card (YAML front matter + markdown) describing the patch."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(
+        base_model=manifest.base.id,
+        library_name="peft",
+        license=manifest.license if manifest.license.islower() else manifest.license.lower(),
+        tags=["llmpatch", "safety-patch", "prompt-tuning", *manifest.domains],
+    )
+    lines = [
+        "---", data.to_yaml(), "---", "",
+        f"# {manifest.name} {manifest.version}", "", manifest.summary, "",
+        "A policy patch built with [llmpatch](https://pypi.org/project/llmpatch/): a learned soft prompt of "
+        f"{manifest.num_virtual_tokens} virtual tokens prepended to the frozen base model's input embeddings.", "",
+        "| field | value |", "|---|---|",
+        f"| base model | `{manifest.base.id}` |",
+        f"| base revision | `{manifest.base.revision}` |",
+        f"| base fingerprint | `{manifest.base.fingerprint}` |",
+        f"| domains | {', '.join(manifest.domains)} |",
+        f"| virtual tokens | {manifest.num_virtual_tokens} |", "",
+    ]
+    if manifest.evals:
+        lines += ["## Evaluation (at build time, held-out prompts)", "", "| suite | metric | patched | unpatched |", "|---|---|---|---|"]
+        for e in manifest.evals:
+            base_v = e.get("base_value")
+            lines.append(f"| {e['suite']} | {e['metric']} | {e['value']:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
+        lines.append("")
+    lines += [
+        "## Use", "", "```bash", f"llmpatch install {manifest.name}@{manifest.version}", "```", "",
+        "or with plain peft (same base model only: check the fingerprint above):", "", "```python",
+        "from peft import PeftModel", "model = PeftModel.from_pretrained(base_model, path_to_this_directory)", "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def write_patch(
+    out_dir: str | Path,
+    embeddings: torch.Tensor,
+    *,
+    name: str,
+    version: str,
+    summary: str,
+    domains: Iterable[str],
+    base: BaseRef,
+    build: dict[str, Any] | None = None,
+    evals: Iterable[dict[str, Any]] = (),
+    requires: dict[str, str] | None = None,
+    conflicts: dict[str, str] | None = None,
+    license: str = "apache-2.0",
+    init: str | None = None,
+    description: str | None = None,
+    authors: Iterable[str] = (),
+    dtype: str = "float32",
+    num_layers: int | None = None,
+    num_attention_heads: int | None = None,
+    overwrite: bool = False,
+) -> Patch:
+    """Write a patch directory atomically (temp dir + rename) and return it, verified."""
+    check_name(name)
+    parse_version(version)
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise LlmpatchError(f"{out} already exists and is not empty", hint="choose another output directory or pass overwrite=True (--force)")
+    emb = embeddings.detach().to("cpu", _DTYPES[dtype]).contiguous()
+    if emb.ndim != 2 or emb.shape[1] != base.hidden_size:
+        raise LlmpatchError(f"embeddings must be (num_virtual_tokens, {base.hidden_size}), got {tuple(emb.shape)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        save_file({TENSOR_NAME: emb}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        cfg = adapter_config(emb.shape[0], base, num_layers=num_layers, num_attention_heads=num_attention_heads)
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        common = dict(
+            name=name, version=version, summary=summary, domains=tuple(domains), base=base,
+            num_virtual_tokens=int(emb.shape[0]), license=license, created=now_iso(), dtype=dtype, init=init,
+            description=description, authors=tuple(authors), build=dict(build or {}), evals=tuple(evals),
+            requires=dict(requires or {}), conflicts=dict(conflicts or {}),
+        )
+        draft = Manifest(files={}, **common)
+        (tmp / MODEL_CARD).write_text(model_card(draft))
+        files = {
+            rel: FileEntry(sha256_file(tmp / rel), (tmp / rel).stat().st_size)
+            for rel in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, MODEL_CARD)
+        }
+        manifest = Manifest(files=files, **common)
+        (tmp / MANIFEST_NAME).write_text(manifest.to_json())
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_patch(out)
+
+
+def manifest_only(path: str | Path) -> Manifest:
+    """Read just the manifest of a patch directory (schema-checked, payload not verified)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST_NAME
+    if not p.exists():
+        raise ManifestError(f"{p} not found")
+    return Manifest.read(p)

@@ -1,0 +1,10 @@
+"""Core commands: ``base show``, ``inspect``, ``run``."""
+
+from __future__ import annotations
+
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""

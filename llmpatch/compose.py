@@ -1,0 +1,131 @@
+"""Composing patches: an ordered stack of patches becomes one prefix.
+
+Order is part of a stack's identity (the paper found the first segment dominates), so the
+stack id hashes the ordered list. The total number of virtual tokens is capped, and
+``requires``/``conflicts`` declared in manifests are enforced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from llmpatch.artifact import Patch
+from llmpatch.errors import BaseMismatchError, CompositionError
+from llmpatch.fingerprint import diff_components
+from llmpatch.manifest import BaseRef, Manifest, short_fp
+from llmpatch.versions import VersionRange
+
+#: Default cap on the composed prefix (the paper composes 2 x 50 and ablates up to ~100 per patch).
+DEFAULT_MAX_VIRTUAL_TOKENS = 256
+
+
+def check_base(manifest: Manifest, base: BaseRef) -> None:
+    """Raise BaseMismatchError unless ``manifest`` was built for exactly ``base``."""
+    built = manifest.base
+    if built.fingerprint == base.fingerprint:
+        return
+    if built.hidden_size != base.hidden_size:
+        why = f"hidden size {built.hidden_size} vs {base.hidden_size}: the patch cannot even be applied"
+    else:
+        parts = diff_components(built.components, base.components)
+        why = f"they differ in {', '.join(parts)}" if parts else "the fingerprints differ"
+    raise BaseMismatchError(
+        f"patch {manifest.name} {manifest.version} was built for base {built.describe()}, "
+        f"but this base is {base.describe()} ({why})",
+        hint=f"install a build of {manifest.name} made for {short_fp(base.fingerprint)}, "
+        f"or use the base it was built for ({built.id}{'@' + built.revision if built.revision else ''})",
+    )
+
+
+def check_constraints(manifests: Sequence[Manifest]) -> None:
+    """Enforce unique names, ``requires`` and ``conflicts`` within a stack."""
+    by_name: dict[str, Manifest] = {}
+    for m in manifests:
+        if m.name in by_name:
+            raise CompositionError(
+                f"{m.name} appears twice in the stack ({by_name[m.name].version} and {m.version})",
+                hint="a stack holds one version of each patch; remove one",
+            )
+        by_name[m.name] = m
+    for m in manifests:
+        for dep, rng in sorted(m.requires.items()):
+            have = by_name.get(dep)
+            if have is None:
+                raise CompositionError(
+                    f"{m.name} {m.version} requires {dep} {rng}, which is not in the stack",
+                    hint=f"add {dep}@{rng} to the stack",
+                )
+            if not VersionRange.parse(rng).contains(have.version, include_prerelease=True):
+                raise CompositionError(
+                    f"{m.name} {m.version} requires {dep} {rng}, but the stack has {dep} {have.version}",
+                    hint=f"use a version of {dep} matching {rng}",
+                )
+        for other, rng in sorted(m.conflicts.items()):
+            have = by_name.get(other)
+            if have is not None and VersionRange.parse(rng).contains(have.version, include_prerelease=True):
+                raise CompositionError(
+                    f"{m.name} {m.version} conflicts with {other} {rng}, and the stack has {other} {have.version}",
+                    hint=f"remove {other} or {m.name} from the stack",
+                )
+
+
+def stack_id(entries: Sequence[tuple[str, str, str]]) -> str:
+    """Identity of an ordered stack of (name, version, payload sha256)."""
+    h = hashlib.sha256(b"llmpatch-stack-v1\n")
+    for name, version, digest in entries:
+        h.update(f"{name}@{version}:{digest}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PatchStack:
+    """An ordered, checked list of patches for one base. Empty means the unpatched base."""
+
+    patches: tuple[Patch, ...]
+    base: BaseRef | None = None
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return sum(p.manifest.num_virtual_tokens for p in self.patches)
+
+    @property
+    def id(self) -> str:
+        return stack_id([(p.name, p.version, p.payload_sha256) for p in self.patches])
+
+    def prefix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+        """The composed prefix (total_virtual_tokens x hidden), or None for an empty stack."""
+        if not self.patches:
+            return None
+        return torch.cat([p.embeddings.to(dtype) for p in self.patches], dim=0)
+
+    def describe(self) -> str:
+        return " -> ".join(f"{p.name}@{p.version}" for p in self.patches) or "(no patches)"
+
+
+def compose(
+    patches: Sequence[Patch],
+    base: BaseRef | None = None,
+    *,
+    max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS,
+) -> PatchStack:
+    """Check and stack ``patches`` in the given order for ``base``."""
+    manifests = [p.manifest for p in patches]
+    if base is not None:
+        for m in manifests:
+            check_base(m, base)
+    sizes = {m.base.hidden_size for m in manifests}
+    if len(sizes) > 1:
+        raise CompositionError(f"patches target different hidden sizes {sorted(sizes)}; they cannot be stacked")
+    check_constraints(manifests)
+    total = sum(m.num_virtual_tokens for m in manifests)
+    if total > max_virtual_tokens:
+        detail = " + ".join(f"{m.name} {m.num_virtual_tokens}" for m in manifests)
+        raise CompositionError(
+            f"the stack needs {total} virtual tokens ({detail}), over the budget of {max_virtual_tokens}",
+            hint="remove a patch, or raise the budget (--max-virtual-tokens) if the base's context allows it",
+        )
+    return PatchStack(tuple(patches), base)

@@ -1,0 +1,50 @@
+"""Where llmpatch keeps things on disk. Environment variables are read here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Overrides the llmpatch home (caches, converted models, keys, trusted keys, registries).
+HOME_ENV = "LLMPATCH_HOME"
+#: Overrides the default registry URL (default: ``<home>/registry``, a local registry).
+REGISTRY_ENV = "LLMPATCH_REGISTRY"
+#: Selects the environment directory instead of searching upward for ``.llmpatch/``.
+ENV_DIR_ENV = "LLMPATCH_ENV"
+
+ENV_DIRNAME = ".llmpatch"
+
+
+def home() -> Path:
+    """The llmpatch home directory (``$LLMPATCH_HOME`` or ``~/.cache/llmpatch``)."""
+    value = os.environ.get(HOME_ENV)
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "llmpatch"
+
+
+def models_dir() -> Path:
+    """Converted base models (e.g. the embedded GGUF default, as safetensors)."""
+    return home() / "models"
+
+
+def cache_dir(kind: str) -> Path:
+    """A named cache (``generations``, ``fingerprints``, ``build-data`` ...)."""
+    return home() / "cache" / kind
+
+
+def keys_dir() -> Path:
+    """The vendor's signing keys."""
+    return home() / "keys"
+
+
+def trust_dir() -> Path:
+    """Trusted public keys and last-seen index versions, per registry."""
+    return home() / "trust"
+
+
+def default_registry_url() -> str:
+    """The registry used when none is named: ``$LLMPATCH_REGISTRY`` or a local one in the home."""
+    return os.environ.get(REGISTRY_ENV) or str(home() / "registry")

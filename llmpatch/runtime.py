@@ -1,0 +1,243 @@
+"""The patched model: a frozen base with a composed soft-prompt prefix in front of every request.
+
+The prefix's key/value cache is computed once per loaded stack and reused for every batch
+(expanded to the batch size), so a patch costs almost nothing at inference: each request only
+attends to ``num_virtual_tokens`` more cached positions.
+
+Prompts are left-padded *after* the prefix: ``[prefix][pad ... pad][prompt tokens]``. The
+attention mask hides the pads, and position ids continue from the prefix without counting
+pads, so every row sees exactly what it would see alone (and what ``peft`` computes).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from llmpatch.base import LoadedBase
+from llmpatch.compose import PatchStack
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings. Greedy by default; sampling is seeded and reproducible."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class PatchedModel:
+    """A base model with a patch stack applied. ``stack`` may be empty (the unpatched base)."""
+
+    def __init__(self, base: LoadedBase, stack: PatchStack | None = None) -> None:
+        self.base = base
+        self.model = base.model
+        self.tokenizer = base.tokenizer
+        self.stack = stack or PatchStack((), base.info.to_ref())
+        param = next(self.model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        prefix = self.stack.prefix(self.dtype)
+        self.prefix = prefix.to(self.device) if prefix is not None else None
+        self._prefix_cache: Any = None
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(self.eos_ids))
+
+    # -- identity -------------------------------------------------------------------------------
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return 0 if self.prefix is None else int(self.prefix.shape[0])
+
+    @property
+    def info(self):
+        return self.base.info
+
+    def __repr__(self) -> str:
+        return f"PatchedModel(base={self.info.id!r}, stack={self.stack.describe()!r})"
+
+    # -- prompt formatting ----------------------------------------------------------------------
+
+    def format_prompts(self, prompts: Sequence[str], *, chat: bool | None = None, system_prompt: str | None = None) -> list[str]:
+        """Apply the chat template (default when the tokenizer has one) or pass text through."""
+        use_chat = bool(self.tokenizer.chat_template) if chat is None else chat
+        if not use_chat:
+            if system_prompt:
+                return [f"{system_prompt}\n\n{p}" for p in prompts]
+            return list(prompts)
+        out = []
+        for p in prompts:
+            msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": p}]
+            out.append(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+        return out
+
+    def _tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = [self.tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
+        width = max(1, max(len(e) for e in enc))
+        ids = torch.full((len(enc), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(enc), width), dtype=torch.long)
+        for i, e in enumerate(enc):
+            if e:
+                ids[i, width - len(e):] = torch.tensor(e, dtype=torch.long)
+                mask[i, width - len(e):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- the prefix cache -----------------------------------------------------------------------
+
+    def _prefix_kv(self, batch: int) -> Any:
+        """A fresh cache holding the prefix's keys/values for ``batch`` rows (computed once)."""
+        if self.prefix is None:
+            return None
+        if self._prefix_cache is None:
+            with torch.no_grad():
+                out = self.model(inputs_embeds=self.prefix[None], use_cache=True)
+            self._prefix_cache = out.past_key_values
+        cache = copy.deepcopy(self._prefix_cache)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        return cache
+
+    # -- forward --------------------------------------------------------------------------------
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any, past_len: int) -> Any:
+        """Run ``ids`` after ``past_len`` cached positions; ``mask`` covers cached + new positions.
+
+        A token's position is the number of real (unmasked) positions before it, prefix included,
+        so left padding does not shift positions.
+        """
+        new_len = ids.shape[1]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new_len:]
+        return self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+            cache_position=torch.arange(past_len, past_len + new_len, device=self.device),
+        )
+
+    @torch.no_grad()
+    def logits(self, texts: Sequence[str], *, cached: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token logits for every (unpadded, left-aligned-right) token position of raw ``texts``.
+
+        Returns ``(logits, mask)`` with logits of shape (batch, seq, vocab) over the prompt tokens
+        only (prefix positions excluded). ``cached=False`` recomputes the prefix in one pass.
+        """
+        ids, mask = self._tokenize(texts)
+        P = self.num_virtual_tokens
+        if P == 0:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+            return out.logits, mask
+        full_mask = torch.cat([torch.ones(len(texts), P, dtype=mask.dtype, device=self.device), mask], dim=1)
+        if cached:
+            out = self._forward(ids, full_mask, self._prefix_kv(len(texts)), P)
+            return out.logits, mask
+        emb = self.model.get_input_embeddings()(ids)
+        inputs = torch.cat([self.prefix[None].expand(len(texts), -1, -1), emb], dim=1)
+        pos = (full_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(inputs_embeds=inputs, attention_mask=full_mask, position_ids=pos)
+        return out.logits[:, P:], mask
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def _processors(self, cfg: GenerationConfig):
+        from transformers import (
+            LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+            TopKLogitsWarper, TopPLogitsWarper,
+        )
+
+        procs = LogitsProcessorList()
+        if cfg.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(cfg.repetition_penalty))
+        if cfg.do_sample:
+            if cfg.temperature != 1.0:
+                procs.append(TemperatureLogitsWarper(cfg.temperature))
+            if cfg.top_k:
+                procs.append(TopKLogitsWarper(cfg.top_k))
+            if cfg.top_p < 1.0:
+                procs.append(TopPLogitsWarper(cfg.top_p))
+        return procs
+
+    @torch.no_grad()
+    def generate_ids(self, texts: Sequence[str], cfg: GenerationConfig, *, add_special_tokens: bool = True) -> list[list[int]]:
+        """Generate token ids for already-formatted texts, one batch (no reordering)."""
+        ids, mask = self._tokenize(texts, add_special_tokens)
+        B, P = ids.shape[0], self.num_virtual_tokens
+        if P:
+            mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=self.device), mask], dim=1)
+        cache = self._prefix_kv(B)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        procs = self._processors(cfg)
+        history = ids
+        out = self._forward(ids, mask, cache, P)
+        done = torch.zeros(B, dtype=torch.bool, device=self.device)
+        result: list[list[int]] = [[] for _ in range(B)]
+        past = P + ids.shape[1]
+        for _ in range(cfg.max_new_tokens):
+            scores = procs(history, out.logits[:, -1, :].float())
+            if cfg.do_sample:
+                probs = torch.softmax(scores, dim=-1).cpu()
+                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1).to(self.device)
+            else:
+                nxt = scores.argmax(dim=-1)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            for i in range(B):
+                if not done[i]:
+                    tok = int(nxt[i])
+                    if tok in self.eos_ids:
+                        done[i] = True
+                    else:
+                        result[i].append(tok)
+            if bool(done.all()):
+                break
+            history = torch.cat([history, nxt[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            out = self._forward(nxt[:, None], mask, out.past_key_values, past)
+            past += 1
+        return result
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        chat: bool | None = None,
+        system_prompt: str | None = None,
+        config: GenerationConfig | None = None,
+        progress: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> list[str]:
+        """Generate a completion for each prompt, in batches sorted by length; order preserved.
+
+        ``progress`` is called with the number of prompts finished after each batch.
+        """
+        cfg = config or GenerationConfig()
+        if overrides:
+            cfg = GenerationConfig(**{**cfg.to_dict(), **overrides})
+        use_chat = bool(self.tokenizer.chat_template) if chat is None else chat
+        texts = self.format_prompts(prompts, chat=use_chat, system_prompt=system_prompt)
+        special = not use_chat  # a chat template already wrote the special tokens
+        lengths = [len(self.tokenizer(t, add_special_tokens=special)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        outputs: list[str] = [""] * len(texts)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            batch_cfg = GenerationConfig(**{**cfg.to_dict(), "seed": cfg.seed + start})
+            for i, toks in zip(idx, self.generate_ids([texts[i] for i in idx], batch_cfg, add_special_tokens=special)):
+                outputs[i] = self.tokenizer.decode(toks, skip_special_tokens=True)
+            if progress:
+                progress(len(idx))
+        return outputs
