@@ -12,6 +12,9 @@ REGISTRY_ENV = "LLMPATCH_REGISTRY"
 #: Selects the environment directory instead of searching upward for ``.llmpatch/``.
 ENV_DIR_ENV = "LLMPATCH_ENV"
 
+#: Overrides where converted base models are cached (default ``<home>/models``); tests share one.
+MODELS_ENV = "LLMPATCH_MODELS"
+
 ENV_DIRNAME = ".llmpatch"
 
 
@@ -27,7 +30,8 @@ def home() -> Path:
 
 def models_dir() -> Path:
     """Converted base models (e.g. the embedded GGUF default, as safetensors)."""
-    return home() / "models"
+    value = os.environ.get(MODELS_ENV)
+    return Path(value).expanduser() if value else home() / "models"
 
 
 def cache_dir(kind: str) -> Path:

@@ -1,0 +1,133 @@
+"""Shared fixtures: an isolated llmpatch home, tiny random models, and patch factories.
+
+Tiny models are built from a config and a tokenizer trained in-process: no download, milliseconds.
+Tests that need the real SmolLM2-135M-Instruct carry ``@pytest.mark.slow`` and use ``smollm2``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Converted base models (the embedded SmolLM2) are shared by all tests of a run: converting
+# takes ~20 s, loading the converted copy ~1 s.
+os.environ.setdefault("LLMPATCH_MODELS", str(Path(tempfile.gettempdir()) / "llmpatch-test-models"))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CORPUS = [
+    "hello world this is a tiny corpus for testing patches",
+    "the nurse said that she would help the engineer with his code",
+    "you are a kind and helpful assistant who refuses harmful requests",
+    "I cannot help with that request because it could cause harm",
+    "the doctor and the teacher went to the market to buy bread",
+] * 20
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<s>{{ message['role'] }}\n{{ message['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+
+
+def make_tiny_model(
+    path: Path,
+    *,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    seed: int = 0,
+    vocab_size: int = 320,
+    chat_template: bool = True,
+) -> Path:
+    """Save a tiny random Llama model and a trained BPE tokenizer to ``path``; return it."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tk.train_from_iterator(CORPUS, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+    )
+    if chat_template:
+        tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(path)
+    cfg = LlamaConfig(
+        hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=num_hidden_layers,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=512,
+        bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def llmpatch_home(tmp_path, monkeypatch):
+    """Every test gets its own llmpatch home, registry and environment search root."""
+    home = tmp_path / "llmpatch-home"
+    monkeypatch.setenv("LLMPATCH_HOME", str(home))
+    monkeypatch.delenv("LLMPATCH_REGISTRY", raising=False)
+    monkeypatch.delenv("LLMPATCH_ENV", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama (hidden 64) with a chat template. Do not modify it."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_dir(tmp_path_factory) -> Path:
+    """Same shape as ``tiny_model_dir``, other weights: a different base with the same hidden size."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-other"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def wide_tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny model with hidden size 96: a base a hidden-64 patch cannot fit."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-wide"), hidden_size=96)
+
+
+@pytest.fixture
+def make_patch(tiny_model_dir, tmp_path):
+    """Factory: ``make_patch(name, version, tokens=5, base_dir=None, **manifest_fields) -> Patch``."""
+    from llmpatch import artifact, base
+
+    infos: dict[str, object] = {}
+
+    def _make(name: str = "tox-fix", version: str = "1.0.0", *, tokens: int = 5, base_dir: Path | None = None,
+              seed: int | None = None, out: Path | None = None, **fields):
+        bdir = Path(base_dir or tiny_model_dir)
+        key = str(bdir)
+        if key not in infos:
+            infos[key] = base.identify(str(bdir))
+        info = infos[key]
+        g = torch.Generator().manual_seed(seed if seed is not None else abs(hash((name, version))) % (2**31))
+        emb = torch.randn(tokens, info.hidden_size, generator=g) * 0.5
+        fields.setdefault("summary", f"{name} test patch")
+        fields.setdefault("domains", ["toxicity"])
+        return artifact.write_patch(out or tmp_path / "patches" / f"{name}-{version}", emb, name=name,
+                                    version=version, base=info.to_ref(), **fields)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real embedded default, SmolLM2-135M-Instruct, loaded once per test run (fp32, CPU)."""
+    from llmpatch import base
+
+    return base.load("default", device="cpu")
