@@ -12,6 +12,7 @@ pads, so every row sees exactly what it would see alone (and what ``peft`` compu
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -51,6 +52,8 @@ class PatchedModel:
         prefix = self.stack.prefix(self.dtype)
         self.prefix = prefix.to(self.device) if prefix is not None else None
         self._prefix_cache: Any = None
+        # transformers 5.2x renamed ``past_key_values`` to ``cache`` (old name deprecated)
+        self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         eos = getattr(self.model.generation_config, "eos_token_id", None)
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -105,7 +108,7 @@ class PatchedModel:
         if self._prefix_cache is None:
             with torch.no_grad():
                 out = self.model(inputs_embeds=self.prefix[None], use_cache=True)
-            self._prefix_cache = out.past_key_values
+            self._prefix_cache = _output_cache(out)
         cache = copy.deepcopy(self._prefix_cache)
         if batch > 1:
             cache.batch_repeat_interleave(batch)
@@ -122,8 +125,9 @@ class PatchedModel:
         new_len = ids.shape[1]
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new_len:]
         return self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
             cache_position=torch.arange(past_len, past_len + new_len, device=self.device),
+            **{self._cache_kw: cache},
         )
 
     @torch.no_grad()
@@ -206,7 +210,7 @@ class PatchedModel:
                 break
             history = torch.cat([history, nxt[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            out = self._forward(nxt[:, None], mask, out.past_key_values, past)
+            out = self._forward(nxt[:, None], mask, _output_cache(out), past)
             past += 1
         return result
 
@@ -241,3 +245,9 @@ class PatchedModel:
             if progress:
                 progress(len(idx))
         return outputs
+
+
+def _output_cache(out: Any) -> Any:
+    """The key/value cache of a model output, under its old or new attribute name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values

@@ -183,4 +183,4 @@ def test_inspect_of_a_tampered_patch_exits_nonzero_with_a_hint(make_patch):
     shutil.copy(p.path / "README.md", p.path / "adapter_config.json")
     r = CliRunner().invoke(cli, ["inspect", str(p.path)])
     assert r.exit_code == 1
-    assert "error:" in r.output and "adapter_config.json is 804 bytes" not in "" and "adapter_config.json" in r.output and "modified" in r.output and "hint:" in r.output
+    assert "error:" in r.output and "adapter_config.json" in r.output and "modified" in r.output and "hint:" in r.output
