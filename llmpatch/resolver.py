@@ -1,0 +1,269 @@
+"""Choosing exact patch versions: resolvelib (pip's resolver) with llmpatch's policy in a provider.
+
+The resolver is pure: it takes the requested specs and a ``lookup(name)`` that returns index
+entries (anything with ``name``, ``version``, ``base_fingerprint``, ``requires``,
+``conflicts``, ``yanked``), newest first, and returns the chosen entries. Policy:
+
+* the newest version that fits every range wins;
+* prereleases only with ``pre=True`` (or when a range names a prerelease itself);
+* yanked versions are skipped unless some requirement pins that exact version;
+* every candidate must be built for the environment's base fingerprint (like pip treats the
+  running Python: a fixed constraint that filters candidates);
+* ``requires`` become dependencies; ``conflicts`` become *negative* requirements that a
+  virtual "absent" candidate satisfies, so a conflicting patch is never pulled in just to
+  be excluded, and backtracking handles both.
+
+When nothing fits, :class:`~llmpatch.errors.ResolutionError` lists the candidates of each
+name involved and why each was rejected.
+
+>>> entries = {"tox-fix": [Entry("tox-fix", "1.2.1"), Entry("tox-fix", "1.2.0"), Entry("tox-fix", "1.1.0")]}
+>>> [e.version for e in resolve([PatchSpec.parse("tox-fix@1.2")], entries.get, base_fingerprint=None)]
+['1.2.1']
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import nodesemver
+import resolvelib
+import semver
+
+from llmpatch.errors import NotFoundError, ResolutionError
+from llmpatch.manifest import short_fp
+from llmpatch.versions import PatchSpec, VersionRange, parse_version
+
+#: Cap on resolvelib rounds: a patch graph is small; a runaway resolution should fail, not hang.
+MAX_ROUNDS = 2000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A minimal index entry (what the resolver reads from a registry's ``IndexEntry``)."""
+
+    name: str
+    version: str
+    base_fingerprint: str | None = None
+    requires: Mapping[str, str] = field(default_factory=dict)
+    conflicts: Mapping[str, str] = field(default_factory=dict)
+    yanked: bool = False
+    yank_reason: str | None = None
+
+
+Lookup = Callable[[str], "Sequence[Any] | None"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Version matching, compiled once per range text (10,000-version indexes must stay fast)
+
+
+@lru_cache(maxsize=4096)
+def _matcher(text: str) -> Callable[[str, bool], bool]:
+    rng = VersionRange.parse(text)
+    if rng.is_exact:
+        want = parse_version(rng.text.lstrip("=").strip())
+        return lambda v, pre: semver.Version.parse(v) == want
+    node = nodesemver.make_range("*" if rng.text == "latest" else rng.text, loose=False)
+    return lambda v, pre: bool(node.test(v, include_prerelease=pre))
+
+
+def _is_prerelease(version: str) -> bool:
+    # A prerelease has a '-' before any '+build' part.
+    return "-" in version.split("+", 1)[0]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A range on one name, from the user (parent None), a ``requires`` or a ``conflicts``."""
+
+    name: str
+    range: str
+    parent: str | None = None
+    negative: bool = False  # a conflict: satisfied by absence or a version outside the range
+
+    @property
+    def exact(self) -> bool:
+        return not self.negative and VersionRange.parse(self.range).is_exact
+
+    def describe(self) -> str:
+        who = "requested" if self.parent is None else self.parent
+        if self.negative:
+            return f"{who} conflicts with {self.name} {self.range}"
+        if self.parent is None:
+            return f"{self.name}@{self.range} (requested)"
+        return f"{who} requires {self.name} {self.range}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One version of one patch (``entry`` is None for the virtual 'not installed' candidate)."""
+
+    name: str
+    version: str | None
+    entry: Any = field(default=None, compare=False, hash=False)
+
+    @property
+    def absent(self) -> bool:
+        return self.version is None
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}" if self.version else f"{self.name} (not installed)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+
+
+def _satisfies(req: Requirement, version: str, pre: bool) -> bool:
+    inside = _matcher(req.range)(version, pre or req.negative)
+    return not inside if req.negative else inside
+
+
+def rejection(entry: Any, reqs: Sequence[Requirement], *, base_fingerprint: str | None, pre: bool) -> str | None:
+    """Why ``entry`` cannot be chosen under ``reqs`` (None when it can)."""
+    version = entry.version
+    exact_pin = any(r.exact and _matcher(r.range)(version, True) for r in reqs)
+    for r in reqs:
+        if not _satisfies(r, version, pre or exact_pin):
+            if r.negative:
+                return f"excluded: {r.describe()}"
+            if _is_prerelease(version) and not pre and _matcher(r.range)(version, True):
+                return "prerelease (pass --pre to allow)"
+            return f"outside {r.range} ({r.describe()})"
+    if getattr(entry, "yanked", False) and not exact_pin:
+        why = getattr(entry, "yank_reason", None)
+        return f"yanked{': ' + why if why else ''} (pin the exact version to use it anyway)"
+    if base_fingerprint is not None and getattr(entry, "base_fingerprint", None) != base_fingerprint:
+        built = getattr(entry, "base_fingerprint", None) or "?"
+        bid = getattr(entry, "base_id", None)
+        return f"built for base {bid + ' ' if bid else ''}({short_fp(built)}), not this environment's ({short_fp(base_fingerprint)})"
+    return None
+
+
+class Provider(resolvelib.AbstractProvider):
+    """llmpatch's resolution policy for resolvelib."""
+
+    def __init__(self, lookup: Lookup, *, base_fingerprint: str | None, pre: bool) -> None:
+        self._lookup = lookup
+        self.base_fingerprint = base_fingerprint
+        self.pre = pre
+        self._entries: dict[str, Sequence[Any]] = {}
+
+    def entries(self, name: str) -> Sequence[Any]:
+        """Index entries of ``name``, newest first (memoised)."""
+        if name not in self._entries:
+            self._entries[name] = list(self._lookup(name) or ())
+        return self._entries[name]
+
+    def identify(self, requirement_or_candidate: Requirement | Candidate) -> str:
+        return requirement_or_candidate.name
+
+    def get_preference(self, identifier, resolutions, candidates, information, backtrack_causes):
+        infos = list(information[identifier])
+        # Exact pins first, then user requests, then the most constrained names.
+        pinned = any(i.requirement.exact for i in infos)
+        requested = any(i.parent is None for i in infos)
+        only_negative = all(i.requirement.negative for i in infos)
+        return (not pinned, not requested, only_negative, identifier)
+
+    def find_matches(self, identifier, requirements, incompatibilities):
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        if all(r.negative for r in reqs):
+            # Nothing asks for this patch; only conflicts mention it: leave it out.
+            return [] if None in bad else [Candidate(identifier, None)]
+        entries = self.entries(identifier)
+
+        def matches() -> Iterator[Candidate]:
+            for e in entries:
+                if e.version in bad:
+                    continue
+                if rejection(e, reqs, base_fingerprint=self.base_fingerprint, pre=self.pre) is None:
+                    yield Candidate(identifier, e.version, e)
+
+        return matches
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        if candidate.absent:
+            return requirement.negative
+        return _satisfies(requirement, candidate.version, True)
+
+    def get_dependencies(self, candidate: Candidate) -> Iterable[Requirement]:
+        if candidate.absent:
+            return []
+        e = candidate.entry
+        me = f"{candidate.name} {candidate.version}"
+        deps = [Requirement(n, r, parent=me) for n, r in sorted((getattr(e, "requires", None) or {}).items())]
+        deps += [Requirement(n, r, parent=me, negative=True) for n, r in sorted((getattr(e, "conflicts", None) or {}).items())]
+        return deps
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def resolve(
+    specs: Sequence[PatchSpec | Requirement],
+    lookup: Lookup,
+    *,
+    base_fingerprint: str | None,
+    pre: bool = False,
+    where: str = "the registry",
+) -> list[Any]:
+    """Choose one entry per needed name: user specs first (in order), then dependencies."""
+    reqs = [s if isinstance(s, Requirement) else Requirement(s.name, s.range.text) for s in specs]
+    provider = Provider(lookup, base_fingerprint=base_fingerprint, pre=pre)
+    for r in reqs:
+        if r.parent is None and not r.negative and not provider.entries(r.name):
+            _raise_unknown(r.name, lookup, where)
+    resolver = resolvelib.Resolver(provider, resolvelib.BaseReporter())
+    try:
+        result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+    except resolvelib.ResolutionImpossible as exc:
+        raise _explain(exc.causes, provider, where) from None
+    except resolvelib.ResolutionTooDeep:
+        raise ResolutionError(
+            f"resolution did not finish within {MAX_ROUNDS} rounds",
+            hint="pin exact versions (name@1.2.3) to narrow the search",
+        ) from None
+    order = [r.name for r in reqs if r.parent is None]
+    chosen = [c for c in result.mapping.values() if not c.absent]
+    rank = {n: i for i, n in enumerate(order)}
+    chosen.sort(key=lambda c: (rank.get(c.name, len(rank)), c.name))
+    return [c.entry for c in chosen]
+
+
+def _raise_unknown(name: str, lookup: Lookup, where: str) -> None:
+    names: list[str] = []
+    all_names = getattr(lookup, "names", None)
+    if callable(all_names):
+        names = list(all_names())
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else "check the name with `llmpatch search`"
+    raise NotFoundError(f"no patch named {name!r} in {where}", hint=hint)
+
+
+def _explain(causes: Sequence[Any], provider: Provider, where: str, *, limit: int = 8) -> ResolutionError:
+    by_name: dict[str, list[Requirement]] = {}
+    for info in causes:
+        by_name.setdefault(info.requirement.name, [])
+        if info.requirement not in by_name[info.requirement.name]:
+            by_name[info.requirement.name].append(info.requirement)
+    lines: list[str] = []
+    for name, reqs in by_name.items():
+        lines.append(f"{name}: needed as " + "; ".join(r.describe() for r in reqs))
+        entries = provider.entries(name)
+        if not entries:
+            lines.append(f"  no versions of {name} exist in {where}")
+        for e in entries[:limit]:
+            why = rejection(e, reqs, base_fingerprint=provider.base_fingerprint, pre=provider.pre)
+            lines.append(f"  {e.version}: {why or 'fits these ranges, but not together with the other choices'}")
+        if len(entries) > limit:
+            lines.append(f"  ... and {len(entries) - limit} older versions")
+    return ResolutionError(
+        "no set of patch versions satisfies the request:\n" + "\n".join(lines),
+        hint="relax a range, pass --pre for prereleases, pin a yanked version exactly, or use patches built for this base",
+    )
