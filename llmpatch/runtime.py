@@ -27,6 +27,7 @@ class GenerationConfig:
     """Decoding settings. Greedy by default; sampling is seeded and reproducible."""
 
     max_new_tokens: int = 64
+    min_new_tokens: int = 0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -191,8 +192,11 @@ class PatchedModel:
         done = torch.zeros(B, dtype=torch.bool, device=self.device)
         result: list[list[int]] = [[] for _ in range(B)]
         past = P + ids.shape[1]
-        for _ in range(cfg.max_new_tokens):
+        eos = torch.tensor(sorted(self.eos_ids), device=self.device)
+        for step in range(cfg.max_new_tokens):
             scores = procs(history, out.logits[:, -1, :].float())
+            if step < cfg.min_new_tokens:
+                scores[:, eos] = float("-inf")
             if cfg.do_sample:
                 probs = torch.softmax(scores, dim=-1).cpu()
                 nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1).to(self.device)
