@@ -52,3 +52,13 @@ def trust_dir() -> Path:
 def default_registry_url() -> str:
     """The registry used when none is named: ``$LLMPATCH_REGISTRY`` or a local one in the home."""
     return os.environ.get(REGISTRY_ENV) or str(home() / "registry")
+
+
+#: Test hook for crash-safety tests: SIGKILL the process at the N-th named crash point.
+TEST_KILL_AT_ENV = "LLMPATCH_TEST_KILL_AT"
+
+
+def test_kill_at() -> int | None:
+    """The crash point number at which to SIGKILL this process (tests only), or None."""
+    value = os.environ.get(TEST_KILL_AT_ENV)
+    return int(value) if value and value.strip().isdigit() else None

@@ -38,6 +38,8 @@ from llmpatch.versions import PatchSpec, VersionRange, parse_version
 
 #: Cap on resolvelib rounds: a patch graph is small; a runaway resolution should fail, not hang.
 MAX_ROUNDS = 2000
+#: ``Requirement.parent`` of a requirement that keeps an installed patch at its version.
+KEPT = "(installed)"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Requirement:
             return f"{who} conflicts with {self.name} {self.range}"
         if self.parent is None:
             return f"{self.name}@{self.range} (requested)"
+        if self.parent == KEPT:
+            return f"installed {self.name} {self.range} (kept; `llmpatch upgrade {self.name}` changes it)"
         return f"{who} requires {self.name} {self.range}"
 
 

@@ -1,0 +1,278 @@
+"""A project-local patch environment: ``.llmpatch/`` pinned to one base, with generations.
+
+Layout::
+
+    project/
+      llmpatch.lock                 exact stack for reproduction (commit this file)
+      .llmpatch/
+        environment.json            the pinned base (spec, id, revision, fingerprint), registry
+        generations/<N>.json        immutable states, N = 1, 2, ...; 1 is the empty stack from init
+        current                     "N": the active generation, replaced atomically
+        store/<sha256>/             verified patch directories, addressed by manifest sha256
+        lock, lock.owner            the writer lock and who holds it
+
+The active state is whatever ``current`` names. A change writes a new generation file, then
+swaps ``current`` with ``os.replace``; a process killed at any moment leaves either the old
+pointer (and maybe an unreferenced generation file or store entry, cleaned on the next run)
+or the new one, each pointing at complete, verified content.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from llmpatch import paths
+from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, compose
+from llmpatch.env import atomic
+from llmpatch.env.locking import DEFAULT_TIMEOUT, EnvLock
+from llmpatch.env.records import EnvConfig, Generation, Installed, LockFile, PinnedBase, read_json
+from llmpatch.env.store import Store
+from llmpatch.errors import EnvironmentStateError, LlmpatchError, NotFoundError
+from llmpatch.manifest import BaseRef, now_iso
+
+CONFIG_NAME = "environment.json"
+CURRENT_NAME = "current"
+GENERATIONS_DIR = "generations"
+STORE_DIR = "store"
+LOCKFILE_NAME = "llmpatch.lock"
+INIT_HINT = "run `llmpatch init --base <spec>` in your project directory (or set $LLMPATCH_ENV)"
+
+
+def find_env(start: Path | None = None) -> Path:
+    """The environment directory: ``$LLMPATCH_ENV``, else the nearest ``.llmpatch/`` upward from ``start``."""
+    if start is not None:
+        p = Path(start).expanduser()
+        for cand in (p, p / paths.ENV_DIRNAME):
+            if (cand / CONFIG_NAME).is_file():
+                return cand.resolve()
+    explicit = os.environ.get(paths.ENV_DIR_ENV)
+    if explicit and start is None:
+        p = Path(explicit).expanduser()
+        for cand in (p, p / paths.ENV_DIRNAME):
+            if (cand / CONFIG_NAME).is_file():
+                return cand.resolve()
+        raise EnvironmentStateError(f"${paths.ENV_DIR_ENV} is {explicit!r}, which is not a llmpatch environment", hint=INIT_HINT)
+    here = Path(start or Path.cwd()).expanduser().resolve()
+    for d in (here, *here.parents):
+        cand = d / paths.ENV_DIRNAME
+        if (cand / CONFIG_NAME).is_file():
+            return cand
+    raise EnvironmentStateError(f"no llmpatch environment in {here} or any parent directory", hint=INIT_HINT)
+
+
+class Environment:
+    """An open environment. Read methods need no lock; changes go through :meth:`transaction`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.store = Store(self.path / STORE_DIR)
+        self.gen_dir = self.path / GENERATIONS_DIR
+        self._config: EnvConfig | None = None
+
+    @classmethod
+    def open(cls, start: Path | None = None) -> "Environment":
+        """Find and open the environment for ``start`` (see :func:`find_env`)."""
+        return cls(find_env(start))
+
+    # -- configuration --------------------------------------------------------------------
+
+    @property
+    def config(self) -> EnvConfig:
+        if self._config is None:
+            self._config = EnvConfig.from_dict(read_json(self.path / CONFIG_NAME, "environment file"),
+                                               source=str(self.path / CONFIG_NAME))
+        return self._config
+
+    @property
+    def base(self) -> PinnedBase:
+        return self.config.base
+
+    @property
+    def base_ref(self) -> BaseRef:
+        return self.config.base.ref
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def lockfile_path(self) -> Path:
+        return self.project_dir / LOCKFILE_NAME
+
+    def registry_url(self, override: str | None = None) -> str:
+        """The registry to use: the override, the environment's, or the default."""
+        return override or self.config.registry or paths.default_registry_url()
+
+    # -- generations ----------------------------------------------------------------------
+
+    def current_number(self) -> int:
+        text = (self.path / CURRENT_NAME).read_text().strip() if (self.path / CURRENT_NAME).is_file() else ""
+        if not text.isdigit():
+            raise EnvironmentStateError(f"{self.path / CURRENT_NAME} is missing or garbled ({text!r})",
+                                        hint="the environment is damaged; re-create it with `llmpatch init --force`")
+        return int(text)
+
+    def generation(self, number: int) -> Generation:
+        f = self.gen_dir / f"{number}.json"
+        if not f.is_file():
+            raise NotFoundError(f"generation {number} does not exist in {self.path}",
+                                hint="see `llmpatch history` for the generations you can roll back to")
+        return Generation.from_dict(read_json(f, "generation file"), source=str(f))
+
+    def numbers(self) -> list[int]:
+        """Numbers of committed generations (excluding half-made ones above ``current``)."""
+        cur = self.current_number()
+        nums = [int(p.stem) for p in self.gen_dir.glob("*.json") if p.stem.isdigit()]
+        return sorted(n for n in nums if n <= cur)
+
+    def generations(self) -> list[Generation]:
+        return [self.generation(n) for n in self.numbers()]
+
+    def current(self) -> Generation:
+        return self.generation(self.current_number())
+
+    def patch_dirs(self, gen: Generation | None = None) -> list[Path]:
+        """Store directories of a generation's patches, in stack order."""
+        g = gen or self.current()
+        return [self.store.path(p.manifest_sha256) for p in g.patches]
+
+    def load_stack(self, gen: Generation | None = None):
+        """Verify every patch of a generation and compose it for the pinned base."""
+        g = gen or self.current()
+        patches = [self.store.verify(p.manifest_sha256, what=f"{p.name} {p.version}") for p in g.patches]
+        return compose(patches, self.base_ref, max_virtual_tokens=self.config.max_virtual_tokens)
+
+    # -- changes --------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, command: str, *, timeout: float = DEFAULT_TIMEOUT,
+                    on_wait: Callable[[str], None] | None = None,
+                    on_recover: Callable[[str], None] | None = None) -> Iterator["Environment"]:
+        """Hold the environment lock (recovering from an interrupted run first)."""
+        with EnvLock(self.path, command=command, timeout=timeout, on_wait=on_wait) as lock:
+            notes = self.recover()
+            if lock.stale is not None:
+                notes.insert(0, f"a previous llmpatch run ({lock.stale.describe()}) was interrupted; "
+                                f"generation {self.current_number()} is intact")
+            for note in notes:
+                if on_recover:
+                    on_recover(note)
+            yield self
+
+    def recover(self) -> list[str]:
+        """Remove what an interrupted run left behind (call with the lock held)."""
+        notes: list[str] = []
+        cur = self.current_number()
+        for p in list(self.gen_dir.iterdir()):
+            if p.name.startswith("."):
+                p.unlink(missing_ok=True)
+            elif p.suffix == ".json" and p.stem.isdigit() and int(p.stem) > cur:
+                p.unlink()
+                notes.append(f"dropped generation {p.stem}, which was written but never activated")
+        for p in self.path.iterdir():
+            if p.is_file() and ".tmp-" in p.name:
+                p.unlink(missing_ok=True)
+        if n := self.store.clean_temp():
+            notes.append(f"removed {n} unfinished download(s) from the store")
+        gen = self.current()
+        if self.read_lockfile_stack() != gen.stack_id:
+            self.write_lockfile(gen)
+        return notes
+
+    def commit(self, patches: list[Installed], *, action: str, command: str,
+               restores: int | None = None) -> Generation:
+        """Write a new generation and make it current (call with the lock held)."""
+        cur = self.current_number()
+        gen = Generation(number=cur + 1, created=now_iso(), action=action, command=command, parent=cur,
+                         restores=restores, base_fingerprint=self.base_ref.fingerprint, patches=tuple(patches))
+        for p in gen.patches:
+            if not self.store.has(p.manifest_sha256):
+                raise EnvironmentStateError(f"{p.id} is not in the store; refusing to activate a generation without it")
+        self.gen_dir.mkdir(exist_ok=True)
+        atomic.write_json(self.gen_dir / f"{gen.number}.json", gen.to_dict(), step="generation file")
+        atomic.write_bytes(self.path / CURRENT_NAME, f"{gen.number}\n".encode(), step="current pointer")
+        self.write_lockfile(gen)
+        return gen
+
+    # -- lock file ------------------------------------------------------------------------
+
+    def lockfile(self, gen: Generation | None = None) -> LockFile:
+        g = gen or self.current()
+        return LockFile(self.base, self.config.registry, g.patches)
+
+    def write_lockfile(self, gen: Generation | None = None, path: Path | None = None) -> Path:
+        """Write ``llmpatch.lock`` for a generation (default: the current one)."""
+        target = Path(path) if path else self.lockfile_path
+        atomic.write_json(target, self.lockfile(gen).to_dict(), step="lock file", durable=False)
+        return target
+
+    def read_lockfile_stack(self) -> str | None:
+        try:
+            return LockFile.read(self.lockfile_path).stack_id
+        except LlmpatchError:
+            return None
+
+    # -- health ---------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems that would make the environment unusable (empty list when healthy)."""
+        problems: list[str] = []
+        try:
+            gen = self.current()
+            self.load_stack(gen)
+        except LlmpatchError as exc:
+            problems.append(exc.message)
+            return problems
+        for n in self.numbers():
+            try:
+                self.generation(n)
+            except LlmpatchError as exc:
+                problems.append(exc.message)
+        return problems
+
+    # -- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, base_spec: str, *, registry: str | None = None, force: bool = False,
+               max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS) -> "Environment":
+        """Create an environment at ``path`` (a ``.llmpatch`` dir) pinned to ``base_spec``; atomic."""
+        from llmpatch import base as base_mod
+
+        path = Path(path).absolute()
+        if (path / CONFIG_NAME).exists() and not force:
+            existing = cls(path)
+            raise EnvironmentStateError(
+                f"{path} is already an environment, pinned to {existing.base_ref.describe()}",
+                hint="use it as it is, or pass --force to replace it (its generations are discarded)",
+            )
+        info = base_mod.identify(base_spec)
+        pinned = PinnedBase(spec=info.spec or base_spec, ref=info.to_ref())
+        config = EnvConfig(created=now_iso(), base=pinned, registry=registry, max_virtual_tokens=max_virtual_tokens)
+        gen = Generation(number=1, created=config.created, action="init", command=f"llmpatch init --base {base_spec}",
+                         parent=None, restores=None, base_fingerprint=info.fingerprint, patches=())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))
+        try:
+            (tmp / GENERATIONS_DIR).mkdir()
+            (tmp / STORE_DIR).mkdir()
+            (tmp / ".gitignore").write_text("# created by llmpatch: commit llmpatch.lock, not this directory\n*\n")
+            atomic.write_json(tmp / CONFIG_NAME, config.to_dict(), step="environment file")
+            atomic.write_json(tmp / GENERATIONS_DIR / "1.json", gen.to_dict(), step="generation file")
+            atomic.write_bytes(tmp / CURRENT_NAME, b"1\n", step="current pointer")
+            if path.exists():
+                aside = path.with_name(f"{path.name}.old-{os.getpid()}")
+                os.rename(path, aside)
+                os.rename(tmp, path)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        env = cls(path)
+        env.write_lockfile()
+        return env

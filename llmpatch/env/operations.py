@@ -1,0 +1,371 @@
+"""The customer's verbs: install, remove, upgrade, order, rollback, sync, gc.
+
+Each builds a :class:`Plan` (pure: which exact versions in which order), then :func:`apply`
+fetches what the store lacks, verifies and composes the whole new stack for the pinned base,
+and commits it as a new generation. Everything runs under the environment lock. Rollback is
+a new generation too (a forward step to an older state), so history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from llmpatch.artifact import ADAPTER_WEIGHTS
+from llmpatch.compose import check_base
+from llmpatch.env.environment import Environment
+from llmpatch.env.records import Generation, Installed, LockFile
+from llmpatch.errors import (
+    BaseMismatchError, EnvironmentStateError, EvaluationError, IntegrityError, NotFoundError, PolicyViolation,
+)
+from llmpatch.manifest import Manifest
+from llmpatch.resolver import KEPT, Entry, Requirement, resolve
+from llmpatch.versions import PatchSpec
+
+
+
+def open_registry(url: str) -> Any:
+    """Open a registry by URL or path (the registry package is imported only when needed)."""
+    from llmpatch.registry import open_registry as _open
+
+    return _open(url)
+
+
+@dataclass
+class Item:
+    """One patch of a planned stack: already in the environment, or to be fetched."""
+
+    name: str
+    version: str
+    manifest_sha256: str
+    requested: str | None
+    installed: Installed | None = None
+    entry: Any = None
+    registry: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass
+class Plan:
+    """What a command will do: the stack before and after."""
+
+    action: str
+    command: str
+    before: tuple[Installed, ...]
+    after: list[Item]
+    restores: int | None = None
+    locked: LockFile | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def to_fetch(self) -> list[Item]:
+        return [i for i in self.after if i.installed is None]
+
+    @property
+    def unchanged(self) -> bool:
+        return [(p.name, p.version, p.manifest_sha256) for p in self.before] == \
+               [(i.name, i.version, i.manifest_sha256) for i in self.after]
+
+    def changes(self) -> list[dict[str, Any]]:
+        """Added, removed, upgraded/downgraded and moved patches, for display and --json."""
+        old = {p.name: (i, p) for i, p in enumerate(self.before)}
+        new = {it.name: (i, it) for i, it in enumerate(self.after)}
+        out: list[dict[str, Any]] = []
+        for name, (pos, it) in new.items():
+            if name not in old:
+                out.append({"op": "add", "name": name, "version": it.version, "position": pos + 1})
+            else:
+                opos, p = old[name]
+                if p.version != it.version:
+                    out.append({"op": "change", "name": name, "from": p.version, "to": it.version, "position": pos + 1})
+        for name, (opos, p) in old.items():
+            if name not in new:
+                out.append({"op": "remove", "name": name, "version": p.version})
+        kept_old = [p.name for p in self.before if p.name in new]
+        kept_new = [it.name for it in self.after if it.name in old]
+        if kept_old != kept_new:
+            out.append({"op": "reorder", "from": kept_old, "to": kept_new})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action, "command": self.command,
+            "before": [p.id for p in self.before], "after": [i.id for i in self.after],
+            "fetch": [i.id for i in self.to_fetch], "changes": self.changes(), "unchanged": self.unchanged,
+            "notes": list(self.notes),
+        }
+
+
+def _item(p: Installed) -> Item:
+    return Item(p.name, p.version, p.manifest_sha256, p.requested, installed=p, registry=p.registry)
+
+
+def _stored_entry(env: Environment, p: Installed) -> Entry:
+    """An index-entry view of an installed patch, from its manifest in the store (no registry needed)."""
+    m = Manifest.read(env.store.path(p.manifest_sha256) / "llmpatch.json")
+    return Entry(p.name, p.version, m.base.fingerprint, dict(m.requires), dict(m.conflicts))
+
+
+class _Lookup:
+    """Resolver lookup: installed patches from the store, the rest from the registry index."""
+
+    def __init__(self, env: Environment, registry: Any, pinned: dict[str, Installed]) -> None:
+        self.env, self.registry, self.pinned = env, registry, pinned
+        self._index = None
+
+    def index(self) -> Any:
+        if self._index is None:
+            if self.registry is None:
+                raise EnvironmentStateError("this change needs a registry, and none is available")
+            self._index = self.registry.index()
+        return self._index
+
+    def __call__(self, name: str) -> Sequence[Any]:
+        if name in self.pinned:
+            return [_stored_entry(self.env, self.pinned[name])]
+        try:
+            return list(self.index().versions(name))
+        except NotFoundError:
+            return []
+
+    def names(self) -> list[str]:
+        return list(self.index().names())
+
+
+def _where(registry: Any, url: str | None) -> str:
+    return f"registry {url}" if url else "the registry"
+
+
+def plan_resolve(env: Environment, registry: Any, *, action: str, command: str,
+                 change: dict[str, PatchSpec], keep: Sequence[Installed], drop: set[str] = frozenset(),
+                 pre: bool = False, position: int | None = None, registry_url: str | None = None) -> Plan:
+    """Resolve ``change`` (name -> spec) while keeping ``keep`` pinned; order is preserved."""
+    cur = env.current()
+    pinned = {p.name: p for p in keep if p.name not in change and p.name not in drop}
+    reqs = [Requirement(s.name, s.range.text) for s in change.values()]
+    reqs += [Requirement(p.name, p.version, parent=KEPT) for p in pinned.values()]
+    lookup = _Lookup(env, registry, pinned)
+    entries = resolve(reqs, lookup, base_fingerprint=env.base_ref.fingerprint, pre=pre,
+                      where=_where(registry, registry_url))
+    chosen = {e.name: e for e in entries}
+    by_old = {p.name: p for p in cur.patches}
+    after: list[Item] = []
+    for p in cur.patches:  # existing order first, changed versions in place
+        e = chosen.get(p.name)
+        if e is None:
+            continue
+        if p.name in pinned or (e.version == p.version and p.name not in change):
+            after.append(_item(p))
+        else:
+            after.append(_new_item(e, p.name, change, registry_url, by_old.get(p.name)))
+    new_items = [_new_item(chosen[n], n, change, registry_url, None) for n in
+                 [s.name for s in change.values()] + [e.name for e in entries] if n in chosen and n not in by_old]
+    seen: set[str] = set()
+    new_items = [i for i in new_items if not (i.name in seen or seen.add(i.name))]
+    at = len(after) if position is None else max(0, min(len(after), position - 1))
+    after[at:at] = new_items
+    return Plan(action, command, cur.patches, after)
+
+
+def _new_item(e: Any, name: str, change: dict[str, PatchSpec], url: str | None, old: Installed | None) -> Item:
+    spec = change.get(name)
+    requested = str(spec) if spec is not None else (old.requested if old else None)
+    if old is not None and old.version == e.version and old.manifest_sha256 == e.manifest_sha256:
+        return Item(name, e.version, e.manifest_sha256, requested, installed=old, registry=old.registry)
+    return Item(name, e.version, e.manifest_sha256, requested, entry=e, registry=url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans for each verb
+
+
+def plan_install(env: Environment, registry: Any, specs: Sequence[PatchSpec], *, command: str, pre: bool = False,
+                 position: int | None = None, registry_url: str | None = None) -> Plan:
+    """Add (or change the range of) ``specs``; installed patches keep their versions."""
+    change = {s.name: s for s in specs}
+    return plan_resolve(env, registry, action="install", command=command, change=change,
+                        keep=env.current().patches, pre=pre, position=position, registry_url=registry_url)
+
+
+def plan_remove(env: Environment, names: Sequence[str], *, command: str) -> Plan:
+    cur = env.current()
+    installed = {p.name for p in cur.patches}
+    missing = [n for n in names if n not in installed]
+    if missing:
+        raise NotFoundError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+                            f"(installed: {', '.join(sorted(installed)) or 'nothing'})")
+    return Plan("remove", command, cur.patches, [_item(p) for p in cur.patches if p.name not in names])
+
+
+def plan_upgrade(env: Environment, registry: Any, specs: Sequence[PatchSpec], *, command: str, pre: bool = False,
+                 registry_url: str | None = None) -> Plan:
+    """Re-resolve the named patches (default: all) to the newest versions their specs allow."""
+    cur = env.current()
+    installed = {p.name: p for p in cur.patches}
+    for s in specs:
+        if s.name not in installed:
+            raise NotFoundError(f"{s.name} is not installed", hint=f"install it with `llmpatch install {s}`")
+    if specs:
+        change = {s.name: (s if s.range.text != "latest" or not installed[s.name].requested
+                           else PatchSpec.parse(installed[s.name].requested)) for s in specs}
+        keep = [p for p in cur.patches if p.name not in change]
+    else:
+        change = {p.name: PatchSpec.parse(p.requested) for p in cur.patches if p.requested}
+        keep = []  # dependencies are re-resolved from the requires of what is chosen
+    # Upgrading everything re-resolves dependencies from what is chosen; unneeded ones drop out.
+    return plan_resolve(env, registry, action="upgrade", command=command, change=change, keep=keep,
+                        drop=set() if specs else {p.name for p in cur.patches if not p.requested},
+                        pre=pre, registry_url=registry_url)
+
+
+def plan_order(env: Environment, names: Sequence[str], *, command: str) -> Plan:
+    """Put ``names`` first, in that order; the others follow in their current order."""
+    cur = env.current()
+    by_name = {p.name: p for p in cur.patches}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise NotFoundError(f"{', '.join(unknown)} not installed; installed: {', '.join(by_name) or 'nothing'}")
+    if len(set(names)) != len(names):
+        raise EnvironmentStateError(f"a name appears twice in {' '.join(names)}")
+    order = list(names) + [p.name for p in cur.patches if p.name not in names]
+    return Plan("order", command, cur.patches, [_item(by_name[n]) for n in order])
+
+
+def rollback_target(env: Environment) -> int:
+    """The generation ``rollback`` returns to: the one before the state now current."""
+    gen = env.current()
+    # After a rollback, step back from the generation it restored, so repeated rollbacks walk back.
+    origin = env.generation(gen.restores) if gen.restores else gen
+    if origin.parent is None:
+        raise EnvironmentStateError(
+            f"generation {gen.number} has no earlier state to roll back to",
+            hint="see `llmpatch history`; `llmpatch rollback --to N` picks a generation",
+        )
+    return origin.parent
+
+
+def plan_rollback(env: Environment, to: int | None, *, command: str) -> Plan:
+    cur = env.current()
+    target_no = rollback_target(env) if to is None else to
+    target = env.generation(target_no)
+    plan = Plan("rollback", command, cur.patches, [_item(p) for p in target.patches], restores=target_no)
+    for p in target.patches:
+        if not env.store.has(p.manifest_sha256):
+            raise IntegrityError(
+                f"generation {target_no} needs {p.id}, whose payload is no longer in the store",
+                hint="run `llmpatch gc` only with the generations you want to keep; reinstall with `llmpatch install`",
+            )
+    return plan
+
+
+def plan_sync(env: Environment, lock: LockFile, registry_for: Callable[[str | None], Any], *, command: str,
+              registry_url: str | None = None) -> Plan:
+    """Reproduce a lock file exactly: same base, versions, order and content digests."""
+    if lock.base.ref.fingerprint != env.base_ref.fingerprint:
+        raise BaseMismatchError(
+            f"the lock file is for base {lock.base.ref.describe()}, this environment is pinned to {env.base_ref.describe()}",
+            hint=f"create the environment with `llmpatch init --base {lock.base.spec}` (same fingerprint), then sync",
+        )
+    cur = env.current()
+    after: list[Item] = []
+    for p in lock.patches:
+        if env.store.has(p.manifest_sha256):
+            after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, installed=p, registry=p.registry))
+            continue
+        url = registry_url or p.registry
+        reg = registry_for(url)
+        entry = reg.index().get(p.name, p.version)
+        if entry is None:
+            raise NotFoundError(f"{p.id} from the lock file is not in registry {url}", hint="check --registry")
+        if entry.manifest_sha256 != p.manifest_sha256:
+            raise IntegrityError(
+                f"{p.id} in registry {url} has manifest sha256 {entry.manifest_sha256}, the lock file says {p.manifest_sha256}",
+                hint="the registry's copy differs from the locked one; do not use it, ask the vendor",
+            )
+        after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, entry=entry, registry=url))
+    return Plan("sync", command, cur.patches, after, locked=lock)
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying a plan
+
+
+def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any] | None = None,
+          *, progress: Callable[[str], None] | None = None) -> Generation | None:
+    """Fetch, verify, compose and commit ``plan`` as a new generation (None when nothing changes)."""
+    if plan.unchanged and plan.action not in ("rollback",):
+        return None
+    final: list[Installed] = []
+    locked = {p.name: p for p in plan.locked.patches} if plan.locked else {}
+    for it in plan.after:
+        if it.installed is not None:
+            final.append(it.installed)
+            continue
+        if registry_for is None:
+            raise EnvironmentStateError(f"{it.id} must be downloaded, and no registry is available")
+        reg = registry_for(it.registry)
+        if progress:
+            progress(f"fetching {it.id}")
+        env.store.add(it.manifest_sha256, lambda dest, it=it, reg=reg: reg.fetch(it.name, it.version, dest),
+                      what=f"{it.name} {it.version}")
+        m = Manifest.read(env.store.path(it.manifest_sha256) / "llmpatch.json")
+        check_base(m, env.base_ref)
+        payload = m.files[ADAPTER_WEIGHTS].sha256
+        if it.name in locked and locked[it.name].payload_sha256 != payload:
+            raise IntegrityError(f"{it.id}: payload sha256 {payload} differs from the lock file's {locked[it.name].payload_sha256}")
+        loc = getattr(it.entry, "location", None) or {}
+        final.append(Installed(it.name, it.version, it.manifest_sha256, payload, m.num_virtual_tokens,
+                               it.requested, it.registry, dict(loc)))
+    gen_preview = Generation(1, "", plan.action, plan.command, None, None, env.base_ref.fingerprint, tuple(final))
+    env.load_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
+    return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
+
+
+def gate(env: Environment, gen: Generation, previous: int, policy: str | None, *, command: str) -> Any:
+    """Eval-gated install: verify the new generation; roll back and raise PolicyViolation if it fails."""
+    try:
+        from llmpatch.evaluate.gate import verify_environment
+    except ImportError as exc:
+        raise EvaluationError(
+            f"--verify needs llmpatch.evaluate.gate, which is not available ({exc})",
+            hint="install without --verify, then run `llmpatch verify`",
+        ) from None
+    result = verify_environment(env.path, policy=policy)
+    if getattr(result, "passed", False):
+        return result
+    failures = list(getattr(result, "failures", []) or [])
+    target = env.generation(previous)
+    back = env.commit(list(target.patches), action="verify-rollback",
+                      command=f"{command} (failed verification, rolled back)", restores=previous)
+    raise PolicyViolation(
+        f"generation {gen.number} ({gen.describe()}) failed verification"
+        + (": " + "; ".join(failures) if failures else "")
+        + f"; rolled back to the stack of generation {previous} (now generation {back.number})",
+        hint="inspect the report with `llmpatch verify`, or install another version",
+    )
+
+
+def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]]:
+    """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads."""
+    removed_gens: list[str] = []
+    nums = env.numbers()
+    cur = env.current_number()
+    if keep_last is not None:
+        if keep_last < 1:
+            raise EnvironmentStateError(f"--keep-last must be at least 1, got {keep_last}")
+        for n in nums[:-keep_last]:
+            if n != cur:
+                (env.gen_dir / f"{n}.json").unlink()
+                removed_gens.append(str(n))
+    needed = {p.manifest_sha256 for g in env.generations() for p in g.patches}
+    removed_payloads = []
+    for digest in env.store.entries():
+        if digest not in needed:
+            env.store.remove(digest)
+            removed_payloads.append(digest)
+    return {"generations": removed_gens, "payloads": removed_payloads}
+
