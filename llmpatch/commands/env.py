@@ -1,9 +1,343 @@
-"""CLI commands for the env area (filled in by its issue)."""
+"""Customer commands: init, install, remove, upgrade, order, list, history, rollback, gc, lock, sync."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Callable
+
 import click
+
+from llmpatch import ui
+
+#: ``--verify`` given without a value: use the default policy.
+DEFAULT_POLICY = "__default__"
+
+
+def _env_option(f: Callable) -> Callable:
+    return click.option("--env", "env_dir", type=click.Path(path_type=Path),
+                        help="Environment directory (default: $LLMPATCH_ENV, else the nearest .llmpatch/ upward).")(f)
+
+
+def _timeout_option(f: Callable) -> Callable:
+    return click.option("--lock-timeout", default=120.0, show_default=True,
+                        help="Seconds to wait for another llmpatch process working on this environment.")(f)
+
+
+def _json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def _say(msg: str) -> None:
+    ui.err_console.print(f"[yellow]{msg}[/yellow]")
+
+
+def _open(env_dir: Path | None):
+    from llmpatch.env import Environment, find_env
+
+    return Environment(find_env(env_dir))
+
+
+class _Registries:
+    """Opens each registry once, on first use (rollback and locked installs from the store need none)."""
+
+    def __init__(self, env, override: str | None) -> None:
+        self.env, self.override, self._open = env, override, {}
+
+    @property
+    def default_url(self) -> str:
+        return self.env.registry_url(self.override)
+
+    def __call__(self, url: str | None = None) -> Any:
+        from llmpatch.env.operations import open_registry
+
+        key = self.override or url or self.default_url
+        if key not in self._open:
+            self._open[key] = open_registry(key)
+        return self._open[key]
+
+
+def _gen_dict(env, gen) -> dict[str, Any]:
+    return {
+        "number": gen.number, "created": gen.created, "action": gen.action, "command": gen.command,
+        "parent": gen.parent, "restores": gen.restores, "stack_id": gen.stack_id,
+        "current": gen.number == env.current_number(),
+        "patches": [{"position": i, **p.to_dict(), "path": str(env.store.path(p.manifest_sha256))}
+                    for i, p in enumerate(gen.patches, start=1)],
+    }
+
+
+def _show_plan(plan, *, dry_run: bool) -> None:
+    changes = plan.changes()
+    if not changes:
+        ui.console.print("nothing to change: the environment already has " + (" -> ".join(i.id for i in plan.after) or "no patches"))
+        return
+    rows = []
+    for c in changes:
+        if c["op"] == "add":
+            rows.append(("+ add", c["name"], c["version"], str(c["position"])))
+        elif c["op"] == "remove":
+            rows.append(("- remove", c["name"], c["version"], ""))
+        elif c["op"] == "change":
+            rows.append(("~ change", c["name"], f"{c['from']} -> {c['to']}", str(c["position"])))
+        else:
+            rows.append(("~ reorder", " -> ".join(c["to"]), "", ""))
+    ui.table("plan (dry run: nothing changed)" if dry_run else "changes", ["op", "patch", "version", "position"], rows)
+    ui.console.print("stack after: " + (" -> ".join(i.id for i in plan.after) or "(no patches)"))
+
+
+def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
+    if as_json:
+        ui.print_json({"plan": plan.to_dict(), "dry_run": dry_run,
+                       "generation": _gen_dict(env, gen) if gen is not None else None})
+        return
+    _show_plan(plan, dry_run=dry_run)
+    if gen is not None:
+        ui.console.print(f"[green]generation {gen.number}[/green] is now current: {gen.describe()}")
+
+
+def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callable, *, dry_run: bool, as_json: bool,
+         registries: Callable | None = None, verify: str | None = None, env=None) -> None:
+    from llmpatch.env import operations as ops
+
+    env = env or _open(env_dir)
+    regs = registries or _Registries(env, None)
+    with env.transaction(command, timeout=timeout, on_wait=_say, on_recover=_say):
+        plan = build_plan(env, regs)
+        if dry_run:
+            _finish(env, plan, None, as_json=as_json, dry_run=True)
+            return
+        previous = env.current_number()
+        gen = ops.apply(env, plan, regs, progress=None if as_json else _say)
+        if gen is not None and verify is not None:
+            ops.gate(env, gen, previous, None if verify == DEFAULT_POLICY else verify, command=command)
+    _finish(env, plan, gen, as_json=as_json)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
+
+    @cli.command("init")
+    @click.option("--base", "base_spec", default="default", show_default=True,
+                  help="Base model: 'default', ORG/NAME[@REVISION], a directory or a .gguf file.")
+    @click.option("--registry", help="Registry URL or path for this environment (default: $LLMPATCH_REGISTRY or the local one).")
+    @click.option("--path", "path", type=click.Path(path_type=Path),
+                  help="Where to create the environment (default: ./.llmpatch, or $LLMPATCH_ENV).")
+    @click.option("--max-virtual-tokens", default=256, show_default=True, help="Cap on the composed prefix length.")
+    @click.option("--force", is_flag=True, help="Replace an existing environment here.")
+    @_json_option
+    def init(base_spec: str, registry: str | None, path: Path | None, max_virtual_tokens: int, force: bool,
+             as_json: bool) -> None:
+        """Create a patch environment pinned to a base. Example: llmpatch init --base default"""
+        import os
+
+        from llmpatch import paths
+        from llmpatch.env import Environment
+
+        target = path or (Path(os.environ[paths.ENV_DIR_ENV]) if os.environ.get(paths.ENV_DIR_ENV)
+                          else Path.cwd() / paths.ENV_DIRNAME)
+        env = Environment.create(target, base_spec, registry=registry, force=force, max_virtual_tokens=max_virtual_tokens)
+        if as_json:
+            ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "registry": env.config.registry,
+                           "generation": _gen_dict(env, env.current())})
+            return
+        ui.console.print(f"created environment {env.path}")
+        ui.console.print(f"pinned base: {env.base_ref.describe()}")
+        ui.console.print(f"fingerprint: {env.base_ref.fingerprint}")
+
+    @cli.command("install")
+    @click.argument("specs", nargs=-1)
+    @click.option("--pre", is_flag=True, help="Allow prereleases (e.g. 2.0.0-rc.1).")
+    @click.option("--position", type=click.IntRange(min=1), help="Insert the new patches at this stack position (1 = first).")
+    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @click.option("--locked", is_flag=True, help="Reproduce llmpatch.lock exactly (like `llmpatch sync`).")
+    @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file for --locked (default: the project's llmpatch.lock).")
+    @click.option("--registry", help="Registry URL or path to use instead of the environment's.")
+    @click.option("--verify", "verify", is_flag=False, flag_value=DEFAULT_POLICY, default=None, metavar="[POLICY]",
+                  help="Evaluate the new stack (optionally against a policy file) and roll back if it fails.")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, env_dir, lock_timeout, as_json) -> None:
+        """Install patches. Example: llmpatch install tox-fix@1.2 bias-fix@^2.0
+
+        \b
+        Specs: NAME (newest release), NAME@1.2.3 (exact), NAME@1.2 (newest 1.2.x),
+        NAME@^1.2 (>=1.2.0 <2.0.0), NAME@~1.2.3 (>=1.2.3 <1.3.0), NAME@'>=1.0 <2.0',
+        NAME@'<1 || >=3'. Prereleases need --pre; yanked versions need an exact pin.
+        """
+        from llmpatch.env import operations as ops
+        from llmpatch.errors import InvalidSpecError
+        from llmpatch.versions import PatchSpec
+
+        if locked:
+            if specs:
+                raise InvalidSpecError(f"--locked installs exactly the lock file; do not also name patches ({' '.join(specs)})")
+            _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json)
+            return
+        if not specs:
+            raise InvalidSpecError("nothing to install: name at least one patch, e.g. llmpatch install tox-fix@1.2",
+                                   hint="or use --locked to install from llmpatch.lock")
+        parsed = [PatchSpec.parse(s) for s in specs]
+        env = _open(env_dir)
+        regs = _Registries(env, registry)
+        command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "")
+        _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
+            e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url),
+            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify, env=env)
+
+    def _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json) -> None:
+        import os
+
+        from llmpatch import paths
+        from llmpatch.env import Environment, LockFile
+        from llmpatch.env import operations as ops
+        from llmpatch.errors import EnvironmentStateError
+
+        try:
+            env = _open(env_dir)
+        except EnvironmentStateError:
+            # A fresh checkout: create the environment from the lock file's base.
+            lf = LockFile.read(lockfile or Path.cwd() / "llmpatch.lock")
+            target = env_dir or (Path(os.environ[paths.ENV_DIR_ENV]) if os.environ.get(paths.ENV_DIR_ENV)
+                                 else Path.cwd() / paths.ENV_DIRNAME)
+            env = Environment.create(target, lf.base.spec, registry=registry or lf.registry)
+        lock = LockFile.read(lockfile or env.lockfile_path)
+        regs = _Registries(env, registry)
+        _run(env_dir, "llmpatch install --locked", lock_timeout,
+             lambda e, r: ops.plan_sync(e, lock, r, command="llmpatch install --locked", registry_url=registry),
+             dry_run=dry_run, as_json=as_json, registries=regs, env=env)
+
+    @cli.command("sync")
+    @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file (default: the project's llmpatch.lock).")
+    @click.option("--registry", help="Registry URL or path to use instead of the lock file's.")
+    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def sync(lockfile, registry, dry_run, env_dir, lock_timeout, as_json) -> None:
+        """Make the environment exactly what llmpatch.lock says (same as install --locked)."""
+        _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json)
+
+    @cli.command("remove")
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def remove(names, dry_run, env_dir, lock_timeout, as_json) -> None:
+        """Remove patches from the stack (payloads stay for rollback). Example: llmpatch remove bias-fix"""
+        from llmpatch.env import operations as ops
+
+        command = "llmpatch remove " + " ".join(names)
+        _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_remove(e, list(names), command=command),
+             dry_run=dry_run, as_json=as_json)
+
+    @cli.command("upgrade")
+    @click.argument("specs", nargs=-1)
+    @click.option("--pre", is_flag=True, help="Allow prereleases.")
+    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @click.option("--registry", help="Registry URL or path to use instead of the environment's.")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def upgrade(specs, pre, dry_run, registry, env_dir, lock_timeout, as_json) -> None:
+        """Upgrade patches within their specs (all by default). Example: llmpatch upgrade tox-fix@^2"""
+        from llmpatch.env import operations as ops
+        from llmpatch.versions import PatchSpec
+
+        parsed = [PatchSpec.parse(s) for s in specs]
+        env = _open(env_dir)
+        regs = _Registries(env, registry)
+        command = "llmpatch upgrade " + " ".join(specs)
+        _run(env_dir, command.strip(), lock_timeout, lambda e, r: ops.plan_upgrade(
+            e, r(), parsed, command=command.strip(), pre=pre, registry_url=r.default_url),
+            dry_run=dry_run, as_json=as_json, registries=regs, env=env)
+
+    @cli.command("order")
+    @click.argument("names", nargs=-1, required=True)
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def order(names, env_dir, lock_timeout, as_json) -> None:
+        """Set the composition order: named patches first, in this order. Example: llmpatch order tox-fix bias-fix"""
+        from llmpatch.env import operations as ops
+
+        command = "llmpatch order " + " ".join(names)
+        _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_order(e, list(names), command=command),
+             dry_run=False, as_json=as_json)
+
+    @cli.command("rollback")
+    @click.option("--to", "to", type=int, help="Generation number to return to (default: the previous state).")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def rollback(to, env_dir, lock_timeout, as_json) -> None:
+        """Return to the previous generation's stack (as a new generation). Works offline."""
+        from llmpatch.env import operations as ops
+
+        command = "llmpatch rollback" + (f" --to {to}" if to is not None else "")
+        _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_rollback(e, to, command=command),
+             dry_run=False, as_json=as_json)
+
+    @cli.command("list")
+    @_env_option
+    @_json_option
+    def list_(env_dir, as_json) -> None:
+        """Show the current stack, in composition order."""
+        env = _open(env_dir)
+        gen = env.current()
+        if as_json:
+            ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "generation": _gen_dict(env, gen),
+                           "total_virtual_tokens": sum(p.num_virtual_tokens for p in gen.patches)})
+            return
+        rows = [(str(i), p.name, p.version, str(p.num_virtual_tokens), p.requested or "(dependency)", p.manifest_sha256[:12])
+                for i, p in enumerate(gen.patches, start=1)]
+        ui.table(f"generation {gen.number} on {env.base_ref.describe()}",
+                 ["#", "patch", "version", "tokens", "requested", "sha256"], rows,
+                 caption="composed in this order: #1's prefix comes first" if rows else "no patches installed")
+
+    @cli.command("history")
+    @_env_option
+    @_json_option
+    def history(env_dir, as_json) -> None:
+        """Show every generation of the environment."""
+        env = _open(env_dir)
+        gens = env.generations()
+        cur = env.current_number()
+        if as_json:
+            ui.print_json({"current": cur, "generations": [_gen_dict(env, g) for g in gens]})
+            return
+        rows = [(("* " if g.number == cur else "  ") + str(g.number), g.created, g.action, g.describe(), g.command)
+                for g in gens]
+        ui.table(f"history of {env.path}", ["gen", "created", "action", "stack", "command"], rows,
+                 caption="* = current; `llmpatch rollback --to N` returns to generation N")
+
+    @cli.command("gc")
+    @click.option("--keep-last", type=int, help="Also delete all but the last N generations (the current one is always kept).")
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def gc(keep_last, env_dir, lock_timeout, as_json) -> None:
+        """Delete payloads no kept generation needs."""
+        from llmpatch.env import operations as ops
+
+        env = _open(env_dir)
+        with env.transaction("llmpatch gc", timeout=lock_timeout, on_wait=_say, on_recover=_say):
+            removed = ops.gc(env, keep_last=keep_last)
+        if as_json:
+            ui.print_json(removed)
+            return
+        ui.console.print(f"removed {len(removed['generations'])} generation(s) and {len(removed['payloads'])} payload(s)")
+
+    @cli.command("lock")
+    @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write (default: the project's llmpatch.lock).")
+    @_env_option
+    @_json_option
+    def lock(output, env_dir, as_json) -> None:
+        """Write llmpatch.lock for the current generation."""
+        env = _open(env_dir)
+        path = env.write_lockfile(path=output)
+        if as_json:
+            ui.print_json({"path": str(path), "lock": env.lockfile().to_dict()})
+            return
+        ui.console.print(f"wrote {path} ({len(env.current().patches)} patch(es), stack {env.current().stack_id[:19]}…)")
