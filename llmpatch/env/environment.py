@@ -155,7 +155,9 @@ class Environment:
                     on_recover: Callable[[str], None] | None = None) -> Iterator["Environment"]:
         """Hold the environment lock (recovering from an interrupted run first)."""
         with EnvLock(self.path, command=command, timeout=timeout, on_wait=on_wait) as lock:
+            atomic.point("lock acquired")
             notes = self.recover()
+            atomic.point("recovered")
             if lock.stale is not None:
                 notes.insert(0, f"a previous llmpatch run ({lock.stale.describe()}) was interrupted; "
                                 f"generation {self.current_number()} is intact")
@@ -196,6 +198,7 @@ class Environment:
         self.gen_dir.mkdir(exist_ok=True)
         atomic.write_json(self.gen_dir / f"{gen.number}.json", gen.to_dict(), step="generation file")
         atomic.write_bytes(self.path / CURRENT_NAME, f"{gen.number}\n".encode(), step="current pointer")
+        atomic.point("generation switched")
         self.write_lockfile(gen)
         return gen
 

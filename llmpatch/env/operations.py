@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from llmpatch.artifact import ADAPTER_WEIGHTS
 from llmpatch.compose import check_base
+from llmpatch.env import atomic
 from llmpatch.env.environment import Environment
 from llmpatch.env.records import Generation, Installed, LockFile
 from llmpatch.errors import (
@@ -322,6 +323,7 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
                                it.requested, it.registry, dict(loc)))
     gen_preview = Generation(1, "", plan.action, plan.command, None, None, env.base_ref.fingerprint, tuple(final))
     env.load_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
+    atomic.point("new stack verified")
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
 
