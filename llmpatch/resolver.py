@@ -72,6 +72,11 @@ def _matcher(text: str) -> Callable[[str, bool], bool]:
     return lambda v, pre: bool(node.test(v, include_prerelease=pre))
 
 
+@lru_cache(maxsize=4096)
+def _is_exact(text: str) -> bool:
+    return VersionRange.parse(text).is_exact
+
+
 def _is_prerelease(version: str) -> bool:
     # A prerelease has a '-' before any '+build' part.
     return "-" in version.split("+", 1)[0]
@@ -88,7 +93,7 @@ class Requirement:
 
     @property
     def exact(self) -> bool:
-        return not self.negative and VersionRange.parse(self.range).is_exact
+        return not self.negative and _is_exact(self.range)
 
     def describe(self) -> str:
         who = "requested" if self.parent is None else self.parent
