@@ -399,3 +399,21 @@ def check_policy(data: dict[str, Any], policy: Policy) -> dict[str, Any]:
         checks.append({**t.to_dict(), "status": "pass" if ok else "fail", "message": msg,
                        "value": m["values"]["patched"]["value"]})
     return {"source": policy.source, "checks": checks}
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write a verify report as JSON atomically (validated first)."""
+    schemas.validate(data, "verify_report", what="verify report", error=EvaluationError)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+        os.chmod(tmp, 0o644)  # a report is for sharing; mkstemp creates 0600
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
