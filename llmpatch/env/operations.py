@@ -172,12 +172,18 @@ def plan_resolve(env: Environment, registry: Any, *, action: str, command: str,
     return Plan(action, command, cur.patches, after)
 
 
+def _hex(digest: str) -> str:
+    """Digests are stored as bare hex; an index may write them as ``sha256:<hex>``."""
+    return digest.split(":", 1)[1] if digest.startswith("sha256:") else digest
+
+
 def _new_item(e: Any, name: str, change: dict[str, PatchSpec], url: str | None, old: Installed | None) -> Item:
     spec = change.get(name)
     requested = str(spec) if spec is not None else (old.requested if old else None)
-    if old is not None and old.version == e.version and old.manifest_sha256 == e.manifest_sha256:
-        return Item(name, e.version, e.manifest_sha256, requested, installed=old, registry=old.registry)
-    return Item(name, e.version, e.manifest_sha256, requested, entry=e, registry=url)
+    digest = _hex(e.manifest_sha256)
+    if old is not None and old.version == e.version and old.manifest_sha256 == digest:
+        return Item(name, e.version, digest, requested, installed=old, registry=old.registry)
+    return Item(name, e.version, digest, requested, entry=e, registry=url)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,18 +279,22 @@ def plan_sync(env: Environment, lock: LockFile, registry_for: Callable[[str | No
         )
     cur = env.current()
     after: list[Item] = []
+    indexes: dict[str | None, Any] = {}
     for p in lock.patches:
         if env.store.has(p.manifest_sha256):
             after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, installed=p, registry=p.registry))
             continue
         url = registry_url or p.registry
-        reg = registry_for(url)
-        entry = reg.index().get(p.name, p.version)
-        if entry is None:
-            raise NotFoundError(f"{p.id} from the lock file is not in registry {url}", hint="check --registry")
-        if entry.manifest_sha256 != p.manifest_sha256:
+        if url not in indexes:
+            indexes[url] = registry_for(url).index()
+        try:
+            entry = indexes[url].get(p.name, p.version)
+        except NotFoundError as exc:
+            raise NotFoundError(f"{p.id} from the lock file is not in registry {url}: {exc.message}",
+                                hint="pass the registry that has it with --registry") from None
+        if _hex(entry.manifest_sha256) != p.manifest_sha256:
             raise IntegrityError(
-                f"{p.id} in registry {url} has manifest sha256 {entry.manifest_sha256}, the lock file says {p.manifest_sha256}",
+                f"{p.id} in registry {url} has manifest sha256 {_hex(entry.manifest_sha256)}, the lock file says {p.manifest_sha256}",
                 hint="the registry's copy differs from the locked one; do not use it, ask the vendor",
             )
         after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, entry=entry, registry=url))
