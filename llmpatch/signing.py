@@ -1,0 +1,345 @@
+"""Vendor signing keys, signature envelopes, and per-registry trust (keys + index freshness).
+
+Keys are Ed25519 (``cryptography``); nothing here implements a primitive. Signatures are
+detached envelopes (``registry_schema/signature.schema.json``) over DSSE's pre-authentication
+encoding, ``DSSEv1 <len(type)> <type> <len(body)> <body>``, so a signature made for one payload
+type (a patch statement) can never be replayed as another (an index).
+
+What a patch signature covers is the *statement* built by :func:`patch_statement`: the patch's
+name, version, manifest sha256 and every file digest. A verifier rebuilds the statement from
+the name and version it asked for and the files it downloaded, so a correctly signed file set
+served under another label fails.
+
+Trust is per registry: ``<trust_dir>/<registry slug>/keys/<keyid>.pub`` and ``state.json``
+holding the highest index version seen (rollback protection, after TUF).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from llmpatch import paths, schemas
+from llmpatch.errors import FreshnessError, LlmpatchError, NotFoundError, SchemaError, SignatureError
+
+SCHEMA_VERSION = 1
+PATCH_PAYLOAD = "application/vnd.llmpatch.patch-statement+json"
+INDEX_PAYLOAD = "application/vnd.llmpatch.index+json"
+DEFAULT_KEY = "default"
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def canonical_json(data: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no whitespace) for signing."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """DSSE pre-authentication encoding: binds the payload type to the signed bytes."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+
+
+def patch_statement(name: str, version: str, manifest_sha256: str, files: dict[str, dict]) -> bytes:
+    """The bytes a patch signature covers: label + manifest digest + every file digest."""
+    return canonical_json({
+        "_type": "llmpatch/patch-statement/v1",
+        "name": name,
+        "version": version,
+        "manifest_sha256": manifest_sha256,
+        "files": {k: {"sha256": v["sha256"], "size": int(v["size"])} for k, v in sorted(files.items())},
+    })
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Hex sha256 of the raw 32-byte public key."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A trusted (or own) Ed25519 public key."""
+
+    key: Ed25519PublicKey
+    name: str = ""
+
+    @property
+    def keyid(self) -> str:
+        return key_id(self.key)
+
+    def pem(self) -> str:
+        return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    @classmethod
+    def from_pem(cls, text: str | bytes, *, name: str = "", source: str = "public key") -> "PublicKey":
+        """Parse a PEM SubjectPublicKeyInfo Ed25519 key."""
+        data = text.encode() if isinstance(text, str) else text
+        try:
+            key = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(f"{source} is not a PEM public key ({exc})",
+                                 hint="give the .pub file printed by `llmpatch key generate`") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise SignatureError(f"{source} is a {type(key).__name__}, expected an Ed25519 public key",
+                                 hint="llmpatch signs with Ed25519 keys made by `llmpatch key generate`")
+        return cls(key, name)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A vendor's Ed25519 private key."""
+
+    key: Ed25519PrivateKey
+    name: str = DEFAULT_KEY
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey(self.key.public_key(), self.name)
+
+    @property
+    def keyid(self) -> str:
+        return self.public.keyid
+
+    def sign(self, payload_type: str, body: bytes) -> dict[str, Any]:
+        """A detached signature envelope over ``body`` (validated against the signature schema)."""
+        env = {
+            "schema_version": SCHEMA_VERSION,
+            "algorithm": "ed25519",
+            "payload_type": payload_type,
+            "keyid": self.keyid,
+            "payload_sha256": hashlib.sha256(body).hexdigest(),
+            "signature": base64.b64encode(self.key.sign(pae(payload_type, body))).decode("ascii"),
+            "signed_at": _now(),
+        }
+        schemas.validate(env, "signature", what="signature envelope")
+        return env
+
+    @classmethod
+    def generate(cls, name: str = DEFAULT_KEY) -> "SigningKey":
+        """A fresh key (not saved)."""
+        return cls(Ed25519PrivateKey.generate(), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The vendor's own keys
+
+
+def _check_key_name(name: str) -> str:
+    if not _KEY_NAME_RE.match(name):
+        raise LlmpatchError(f"invalid key name {name!r}: use letters, digits, '.', '_' or '-' (e.g. acme-release)")
+    return name
+
+
+def key_paths(name: str) -> tuple[Path, Path]:
+    """``(private, public)`` file paths of a named key in the keys directory."""
+    d = paths.keys_dir()
+    return d / f"{_check_key_name(name)}.key", d / f"{name}.pub"
+
+
+def generate_key(name: str = DEFAULT_KEY, *, overwrite: bool = False) -> SigningKey:
+    """Create and save a named key pair (private key file readable by the owner only)."""
+    priv, pub = key_paths(name)
+    if priv.exists() and not overwrite:
+        raise LlmpatchError(f"a key named {name!r} already exists at {priv}",
+                            hint="pick another name, or pass --force to replace it (old signatures stay verifiable only with the old .pub)")
+    key = SigningKey.generate(name)
+    pem = key.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    priv.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(priv.parent, 0o700)
+    _atomic_write(priv, pem, mode=0o600)
+    _atomic_write(pub, key.public.pem().encode())
+    return key
+
+
+def load_key(name_or_path: str | Path = DEFAULT_KEY) -> SigningKey:
+    """Load a signing key by name (from the keys directory) or by file path."""
+    p = Path(name_or_path)
+    if not (p.suffix == ".key" or os.sep in str(name_or_path)) or not p.exists():
+        p = key_paths(str(name_or_path))[0]
+    if not p.exists():
+        raise NotFoundError(f"no signing key {str(name_or_path)!r} (looked for {p})",
+                            hint="create one with `llmpatch key generate` or pass --key PATH")
+    try:
+        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise SignatureError(f"{p} is not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SignatureError(f"{p} holds a {type(key).__name__}, expected an Ed25519 private key")
+    return SigningKey(key, p.stem)
+
+
+def default_key() -> SigningKey | None:
+    """The key named ``default`` when it exists."""
+    priv, _ = key_paths(DEFAULT_KEY)
+    return load_key(DEFAULT_KEY) if priv.exists() else None
+
+
+def list_keys() -> list[PublicKey]:
+    """The vendor's own keys (public halves)."""
+    d = paths.keys_dir()
+    if not d.is_dir():
+        return []
+    return [PublicKey.from_pem(p.read_bytes(), name=p.stem, source=str(p)) for p in sorted(d.glob("*.pub"))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification and per-registry trust
+
+
+def verify(envelope: Any, payload_type: str, body: bytes, keys: dict[str, PublicKey], *, what: str) -> PublicKey:
+    """Check ``envelope`` signs ``body`` as ``payload_type`` with one of ``keys``; return that key."""
+    try:
+        schemas.validate(envelope, "signature", what=f"signature of {what}", error=SchemaError)
+    except SchemaError as exc:
+        raise SignatureError(exc.message) from None
+    if envelope["payload_type"] != payload_type:
+        raise SignatureError(f"signature of {what} is for a {envelope['payload_type']!r}, expected {payload_type!r}",
+                             hint="a signature was copied from another document; do not use this registry copy")
+    key = keys.get(envelope["keyid"])
+    if key is None:
+        raise SignatureError(
+            f"{what} is signed by key {envelope['keyid'][:16]}…, which is not trusted for this registry "
+            f"(trusted: {', '.join(k[:16] + '…' for k in sorted(keys)) or 'none'})",
+            hint="if you trust that vendor, add its public key: `llmpatch key trust VENDOR.pub --registry URL`",
+        )
+    try:
+        key.key.verify(base64.b64decode(envelope["signature"], validate=True), pae(payload_type, body))
+    except (InvalidSignature, ValueError):
+        raise SignatureError(
+            f"signature of {what} by key {key.keyid[:16]}… does not verify: the signed content was changed",
+            hint="the registry copy was tampered with or corrupted; do not install it and tell the vendor",
+        ) from None
+    return key
+
+
+def registry_slug(url: str) -> str:
+    """A directory name for a registry URL: readable prefix + hash (stable, collision-free)."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", url).strip("-")[-40:]
+    return f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+class TrustStore:
+    """Trusted keys and the last index version seen, for one registry URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = paths.trust_dir() / registry_slug(url)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    def keys(self) -> dict[str, PublicKey]:
+        """Trusted keys by key id."""
+        if not self.keys_dir.is_dir():
+            return {}
+        out = {}
+        for p in sorted(self.keys_dir.glob("*.pub")):
+            k = PublicKey.from_pem(p.read_bytes(), name=p.stem, source=str(p))
+            out[k.keyid] = k
+        return out
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one key is trusted: signatures are then required and verified."""
+        return bool(self.keys())
+
+    def trust(self, key: PublicKey) -> Path:
+        """Trust ``key`` for this registry (idempotent)."""
+        target = self.keys_dir / f"{key.keyid}.pub"
+        _atomic_write(target, key.pem().encode())
+        self._write_state({**self._state(), "url": self.url})
+        return target
+
+    def untrust(self, keyid: str) -> None:
+        """Stop trusting a key (prefix of its id accepted when unique)."""
+        matches = [k for k in self.keys() if k.startswith(keyid)]
+        if len(matches) != 1:
+            raise NotFoundError(f"{len(matches)} trusted keys of registry {self.url} match {keyid!r}, expected exactly one",
+                                hint="list them with `llmpatch key list --registry URL`")
+        (self.keys_dir / f"{matches[0]}.pub").unlink()
+
+    def _state(self) -> dict[str, Any]:
+        p = self.root / "state.json"
+        if not p.exists():
+            return {"schema_version": SCHEMA_VERSION, "url": self.url, "highest_index_version": 0}
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{p} is not valid JSON ({exc})", hint="delete it to forget the index version seen") from None
+        schemas.validate(data, "trust_state", what=str(p))
+        return data
+
+    def _write_state(self, data: dict[str, Any]) -> None:
+        schemas.validate(data, "trust_state", what="trust state")
+        _atomic_write(self.root / "state.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+    @property
+    def highest_index_version(self) -> int:
+        return int(self._state()["highest_index_version"])
+
+    def check_fresh(self, index_version: int, expires: str | None, *, now: _dt.datetime | None = None) -> None:
+        """Refuse an index older than one already seen, or past its expiry (rollback/freeze attacks)."""
+        seen = self.highest_index_version
+        if index_version < seen:
+            raise FreshnessError(
+                f"registry {self.url} served index version {index_version}, older than version {seen} already seen: "
+                "refusing a rolled-back index",
+                hint="a mirror or attacker may be replaying an old index; try again later or another mirror. "
+                     "If the registry was deliberately recreated, run `llmpatch key forget-index --registry URL`",
+            )
+        if expires:
+            when = _dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+            current = now or _dt.datetime.now(_dt.timezone.utc)
+            if when <= current:
+                raise FreshnessError(
+                    f"registry {self.url} index version {index_version} expired at {expires}: refusing a possibly frozen index",
+                    hint="the registry owner must republish (any publish or yank re-signs the index with a new expiry)",
+                )
+
+    def record(self, index_version: int) -> None:
+        """Remember ``index_version`` as seen (only ever raises the mark)."""
+        state = self._state()
+        if index_version > int(state["highest_index_version"]):
+            state["highest_index_version"] = index_version
+            state["url"] = self.url
+            self._write_state(state)
+
+    def forget_index(self) -> None:
+        """Reset the rollback mark (after a registry was deliberately recreated)."""
+        state = self._state()
+        state["highest_index_version"] = 0
+        self._write_state(state)
