@@ -196,12 +196,15 @@ def register(cli: click.Group) -> None:
         try:
             env = _open(env_dir)
         except EnvironmentStateError:
+            env = None
+        if env is not None:
+            lock = LockFile.read(lockfile or env.lockfile_path)
+        else:
             # A fresh checkout: create the environment from the lock file's base.
-            lf = LockFile.read(lockfile or Path.cwd() / "llmpatch.lock")
+            lock = LockFile.read(lockfile or Path.cwd() / "llmpatch.lock")
             target = env_dir or (Path(os.environ[paths.ENV_DIR_ENV]) if os.environ.get(paths.ENV_DIR_ENV)
                                  else Path.cwd() / paths.ENV_DIRNAME)
-            env = Environment.create(target, lf.base.spec, registry=registry or lf.registry)
-        lock = LockFile.read(lockfile or env.lockfile_path)
+            env = Environment.create(target, lock.base.spec, registry=registry or lock.registry)
         regs = _Registries(env, registry)
         _run(env_dir, "llmpatch install --locked", lock_timeout,
              lambda e, r: ops.plan_sync(e, lock, r, command="llmpatch install --locked", registry_url=registry),

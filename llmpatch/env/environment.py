@@ -182,8 +182,15 @@ class Environment:
         if n := self.store.clean_temp():
             notes.append(f"removed {n} unfinished download(s) from the store")
         gen = self.current()
-        if self.read_lockfile_stack() != gen.stack_id:
+        locked = self.read_lockfile_stack()
+        # Killed between the pointer swap and the lock file write: the lock file still shows the
+        # parent generation (or is missing). Any other difference is the user's (e.g. a lock file
+        # pulled from git, waiting for `llmpatch sync`) and is left alone.
+        parent = self.generation(gen.parent).stack_id if gen.parent and gen.parent in self.numbers() else None
+        if locked is None or (locked != gen.stack_id and locked == parent):
             self.write_lockfile(gen)
+            if locked is not None:
+                notes.append(f"updated {self.lockfile_path.name} to generation {gen.number}")
         return notes
 
     def commit(self, patches: list[Installed], *, action: str, command: str,
@@ -277,5 +284,6 @@ class Environment:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         env = cls(path)
-        env.write_lockfile()
+        if not env.lockfile_path.exists():  # a checked-out project's llmpatch.lock is kept for `sync`
+            env.write_lockfile()
         return env
