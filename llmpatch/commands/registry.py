@@ -1,9 +1,287 @@
-"""CLI commands for the registry area (filled in by its issue)."""
+"""Registry commands: publish, search, show, fetch, yank; signing keys and trust; registry init."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from llmpatch import ui
+
+REGISTRY_HELP = "Registry URL: a directory, file://PATH or hf://ORG/INDEX-REPO (default: $LLMPATCH_REGISTRY or <home>/registry)."
+
+
+def _registry_option(f):
+    return click.option("--registry", "-r", "registry_url", default=None, metavar="URL", help=REGISTRY_HELP)(f)
+
+
+def _open(url: str | None):
+    from llmpatch.registry import open_registry
+
+    return open_registry(url)
+
+
+def _signing_key(key_name: str | None, no_sign: bool):
+    """--key NAME|PATH, else the key named 'default' when one exists, else unsigned."""
+    from llmpatch import signing
+
+    if no_sign:
+        return None
+    if key_name:
+        return signing.load_key(key_name)
+    return signing.default_key()
+
+
+def _pick(index, spec_text: str):
+    """Resolve NAME[@SPEC] to one entry: newest non-yanked match; an exact pin may pick a yanked version."""
+    from llmpatch.errors import NotFoundError
+    from llmpatch.versions import PatchSpec
+
+    spec = PatchSpec.parse(spec_text)
+    entries = index.versions(spec.name)
+    if not entries:
+        index.get(spec.name, "0.0.0")  # raises NotFoundError naming similar patches
+    if spec.range.is_exact:
+        exact = [e for e in entries if spec.range.contains(e.version, include_prerelease=True)]
+        if exact:
+            return exact[0]
+    live = [e.version for e in entries if not e.yanked]
+    best = spec.range.best(live)
+    if best is None:
+        raise NotFoundError(
+            f"no unyanked version of {spec.name} matches {str(spec.range)!r} (versions: "
+            f"{', '.join(e.version + (' (yanked)' if e.yanked else '') for e in entries)})",
+            hint=f"pin an exact version ({spec.name}@X.Y.Z) to get a yanked one",
+        )
+    return index.get(spec.name, best)
+
+
+def _fmt_evals(evals) -> str:
+    parts = []
+    for e in evals:
+        base_v = e.get("base_value")
+        extra = f" (base {base_v:.3g})" if isinstance(base_v, (int, float)) else ""
+        parts.append(f"{e['suite']}/{e['metric']}={e['value']:.3g}{extra}")
+    return "; ".join(parts)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
+
+    @cli.command("publish")
+    @click.argument("patch_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @_registry_option
+    @click.option("--key", "key_name", default=None, metavar="NAME|PATH",
+                  help="Signing key (default: the key named 'default', when it exists).")
+    @click.option("--no-sign", is_flag=True, help="Publish unsigned even if a default key exists.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the index entry as JSON.")
+    def publish(patch_dir: Path, registry_url: str | None, key_name: str | None, no_sign: bool, as_json: bool) -> None:
+        """Verify, sign and publish a built patch directory.
+
+        Refuses a version that already exists, a manifest failing the schema, payloads whose
+        sha256 differ from the manifest, and unsigned patches when the registry requires
+        signatures. Example: llmpatch publish build/tox-fix --registry hf://acme/llmpatch-index
+        """
+        reg = _open(registry_url)
+        key = _signing_key(key_name, no_sign)
+        entry = reg.publish(patch_dir, key=key)
+        if as_json:
+            ui.print_json(entry.to_json_dict())
+            return
+        signed = f"signed by key {key.keyid[:16]}…" if key else "unsigned"
+        ui.console.print(f"published [bold]{entry.id}[/bold] to {reg.url} ({signed}, {entry.size} bytes, "
+                         f"manifest sha256:{entry.manifest_sha256[:16]}…)")
+
+    @cli.command("search")
+    @click.argument("query", required=False, default="")
+    @_registry_option
+    @click.option("--domain", default=None, help="Only patches for this safety domain (toxicity, gender_bias, ...).")
+    @click.option("--base", "base_fp", default=None, metavar="FINGERPRINT|SPEC",
+                  help="Only patches built for this base (a sha256:... fingerprint or a base spec).")
+    @click.option("--all-versions", is_flag=True, help="One row per version instead of per patch.")
+    @click.option("--yanked", is_flag=True, help="Include yanked versions.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def search(query: str, registry_url: str | None, domain: str | None, base_fp: str | None,
+               all_versions: bool, yanked: bool, as_json: bool) -> None:
+        """Find patches whose name, summary or domains contain every word of QUERY.
+
+        Example: llmpatch search toxicity --domain toxicity
+        """
+        if base_fp and not base_fp.startswith("sha256:"):
+            from llmpatch import base
+
+            base_fp = base.identify(base_fp).fingerprint
+        idx = _open(registry_url).index()
+        hits = idx.search(query, domain=domain, base_fingerprint=base_fp, include_yanked=yanked)
+        if not all_versions:
+            seen: dict[str, object] = {}
+            for e in hits:  # newest first within each name
+                seen.setdefault(e.name, e)
+            hits = list(seen.values())
+        if as_json:
+            ui.print_json([e.to_json_dict() for e in hits])
+            return
+        ui.table(None, ["name", "version", "domains", "base", "summary"],
+                 [(e.name, e.version + (" (yanked)" if e.yanked else ""), ", ".join(e.domains),
+                   f"{e.base_id} ({e.base_fingerprint[:19]}…)", e.summary) for e in hits],
+                 caption=f"{len(hits)} result(s) in index version {idx.index_version}")
+
+    @cli.command("show")
+    @click.argument("spec")
+    @_registry_option
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def show(spec: str, registry_url: str | None, as_json: bool) -> None:
+        """Show a patch's versions, bases, domains and evals: NAME or NAME@SPEC.
+
+        Example: llmpatch show tox-fix@^1.2
+        """
+        from llmpatch.versions import PatchSpec
+
+        idx = _open(registry_url).index()
+        ps = PatchSpec.parse(spec)
+        chosen = _pick(idx, spec)
+        versions = idx.versions(ps.name)
+        if as_json:
+            ui.print_json({"name": ps.name, "selected": chosen.to_json_dict(),
+                           "versions": [e.to_json_dict() for e in versions]})
+            return
+        ui.kv_table(f"{chosen.id}", [
+            ("summary", chosen.summary), ("domains", ", ".join(chosen.domains)),
+            ("base", f"{chosen.base_id} ({chosen.base_fingerprint})"),
+            ("virtual tokens", chosen.num_virtual_tokens),
+            ("requires", ", ".join(f"{k} {v}" for k, v in chosen.requires.items()) or "-"),
+            ("conflicts", ", ".join(f"{k} {v}" for k, v in chosen.conflicts.items()) or "-"),
+            ("published", chosen.published), ("location", ", ".join(f"{k}={v}" for k, v in chosen.location.items())),
+            ("manifest sha256", chosen.manifest_sha256),
+            ("signed by", chosen.signature["keyid"][:16] + "…" if chosen.signature else "unsigned"),
+            ("evals", _fmt_evals(chosen.evals) or "-"),
+        ])
+        ui.table(f"{ps.name}: {len(versions)} version(s)", ["version", "published", "base", "domains", "evals", "status"],
+                 [(e.version, e.published, e.base_fingerprint[:19] + "…", ", ".join(e.domains), _fmt_evals(e.evals),
+                   f"yanked: {e.yank_reason}" if e.yanked and e.yank_reason else ("yanked" if e.yanked else ""))
+                  for e in versions])
+
+    @cli.command("fetch")
+    @click.argument("spec")
+    @click.argument("dest", type=click.Path(path_type=Path))
+    @_registry_option
+    def fetch(spec: str, dest: Path, registry_url: str | None) -> None:
+        """Download and verify one version into a new directory DEST: NAME[@SPEC].
+
+        Example: llmpatch fetch tox-fix@1.2.1 ./tox-fix
+        """
+        reg = _open(registry_url)
+        entry = _pick(reg.index(), spec)
+        out = reg.fetch(entry.name, entry.version, dest)
+        ui.console.print(f"fetched {entry.id} into {out} (verified{' and signature checked' if reg.trust.configured else ''})")
+
+    @cli.command("yank")
+    @click.argument("spec")
+    @_registry_option
+    @click.option("--undo", is_flag=True, help="Un-yank the version.")
+    @click.option("--reason", default=None, help="Why (shown to users).")
+    @click.option("--key", "key_name", default=None, metavar="NAME|PATH", help="Key to re-sign the index with (default: 'default').")
+    def yank(spec: str, registry_url: str | None, undo: bool, reason: str | None, key_name: str | None) -> None:
+        """Hide NAME@VERSION from resolution; exact pins still install it (like cargo yank).
+
+        Example: llmpatch yank tox-fix@1.2.0 --reason "regressed on XSTest"
+        """
+        from llmpatch.errors import InvalidSpecError
+        from llmpatch.versions import PatchSpec
+
+        ps = PatchSpec.parse(spec)
+        if not ps.range.is_exact:
+            raise InvalidSpecError(f"yank needs an exact version, got {spec!r}", hint=f"e.g. llmpatch yank {ps.name}@1.2.0")
+        reg = _open(registry_url)
+        version = str(ps.range)
+        reg.yank(ps.name, version, undo=undo, reason=reason, key=_signing_key(key_name, False))
+        ui.console.print(f"{'un-yanked' if undo else 'yanked'} {ps.name}@{version} in {reg.url}")
+
+    @cli.group("registry")
+    def registry_group() -> None:
+        """Create and configure registries."""
+
+    @registry_group.command("init")
+    @click.argument("url")
+    @click.option("--require-signatures", is_flag=True, help="Refuse unsigned publishes.")
+    @click.option("--expires-days", type=float, default=None,
+                  help="Each index write expires after this many days (clients refuse a stale index).")
+    def registry_init(url: str, require_signatures: bool, expires_days: float | None) -> None:
+        """Create a registry (directory or Hub index repo) and write its policy."""
+        from llmpatch.registry import RegistryConfig
+
+        reg = _open(url)
+        reg.init(RegistryConfig(require_signatures=require_signatures, expires_days=expires_days))
+        ui.console.print(f"registry {reg.url} ready (require_signatures={require_signatures}, expires_days={expires_days})")
+
+    @cli.group("key")
+    def key_group() -> None:
+        """Signing keys (vendors) and trusted keys per registry (customers)."""
+
+    @key_group.command("generate")
+    @click.argument("name", default="default")
+    @click.option("--force", is_flag=True, help="Replace an existing key of that name.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def key_generate(name: str, force: bool, as_json: bool) -> None:
+        """Create an Ed25519 signing key; share the printed .pub file with customers."""
+        from llmpatch import signing
+
+        key = signing.generate_key(name, overwrite=force)
+        priv, pub = signing.key_paths(name)
+        if as_json:
+            ui.print_json({"name": name, "keyid": key.keyid, "private": str(priv), "public": str(pub)})
+            return
+        ui.console.print(f"key [bold]{name}[/bold] {key.keyid}\n  private: {priv} (keep secret)\n  public:  {pub} "
+                         "(customers run `llmpatch key trust` on it)")
+
+    @key_group.command("list")
+    @_registry_option
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def key_list(registry_url: str | None, as_json: bool) -> None:
+        """List your signing keys and the keys trusted for a registry."""
+        from llmpatch import paths, signing
+
+        url = registry_url or paths.default_registry_url()
+        trust = signing.TrustStore(url)
+        own = [{"name": k.name, "keyid": k.keyid} for k in signing.list_keys()]
+        trusted = [{"keyid": k} for k in sorted(trust.keys())]
+        if as_json:
+            ui.print_json({"own": own, "registry": url, "trusted": trusted,
+                           "highest_index_version": trust.highest_index_version})
+            return
+        ui.table("your signing keys", ["name", "key id"], [(k["name"], k["keyid"]) for k in own])
+        ui.table(f"trusted for {url}", ["key id"], [(k["keyid"],) for k in trusted],
+                 caption=f"highest index version seen: {trust.highest_index_version}")
+
+    @key_group.command("trust")
+    @click.argument("public_key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @_registry_option
+    def key_trust(public_key: Path, registry_url: str | None) -> None:
+        """Trust a vendor's public key for a registry: signatures are then required and verified."""
+        from llmpatch import paths, signing
+
+        url = registry_url or paths.default_registry_url()
+        key = signing.PublicKey.from_pem(public_key.read_bytes(), source=str(public_key))
+        signing.TrustStore(url).trust(key)
+        ui.console.print(f"trusting key {key.keyid} for {url}")
+
+    @key_group.command("untrust")
+    @click.argument("keyid")
+    @_registry_option
+    def key_untrust(keyid: str, registry_url: str | None) -> None:
+        """Stop trusting a key (id or unique prefix) for a registry."""
+        from llmpatch import paths, signing
+
+        url = registry_url or paths.default_registry_url()
+        signing.TrustStore(url).untrust(keyid)
+        ui.console.print(f"no longer trusting {keyid} for {url}")
+
+    @key_group.command("forget-index")
+    @_registry_option
+    def key_forget_index(registry_url: str | None) -> None:
+        """Forget the highest index version seen (only after a registry was deliberately recreated)."""
+        from llmpatch import paths, signing
+
+        url = registry_url or paths.default_registry_url()
+        signing.TrustStore(url).forget_index()
+        ui.console.print(f"forgot the index version seen for {url}")

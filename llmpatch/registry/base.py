@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from llmpatch import schemas, signing
-from llmpatch.artifact import read_patch, sha256_file, verify_files
 from llmpatch.errors import IntegrityError, LlmpatchError, SchemaError, SignatureError
 from llmpatch.manifest import MANIFEST_NAME, Manifest, now_iso
 from llmpatch.registry.index import Index, IndexEntry
@@ -149,6 +148,8 @@ class RegistryBase:
 
     def _prepare(self, patch_dir: Path, key: SigningKey | None, config: RegistryConfig) -> Prepared:
         """Verify a patch directory completely and sign its statement."""
+        from llmpatch.artifact import read_patch, sha256_file  # imports torch: only when publishing
+
         patch = read_patch(patch_dir)  # schema, no pickles, every payload's size and sha256, tensor shape
         m = patch.manifest
         if config.require_signatures and key is None:
@@ -169,6 +170,8 @@ class RegistryBase:
 
     def _verify_fetched(self, dest: Path, entry: IndexEntry, name: str, version: str) -> None:
         """Check downloaded files against the index entry, the manifest and the signature."""
+        from llmpatch.artifact import sha256_file, verify_files  # imports torch: only when fetching
+
         what = f"{name}@{version} from registry {self.url}"
         if entry.name != name or entry.version != version:
             raise IntegrityError(f"asked for {name}@{version}, the index entry is {entry.id}")

@@ -26,7 +26,6 @@ from urllib.parse import unquote, urlparse
 
 from filelock import FileLock, Timeout
 
-from llmpatch.artifact import sha256_file
 from llmpatch.errors import AlreadyPublishedError, IntegrityError, LockTimeoutError, RegistryError, SignatureError
 from llmpatch.registry.base import RegistryBase, RegistryConfig
 from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry
@@ -124,6 +123,8 @@ class LocalRegistry(RegistryBase):
 
     def publish(self, patch_dir: Path, *, key: SigningKey | None = None) -> IndexEntry:
         """Verify, copy and index one patch version; refuses an existing version."""
+        from llmpatch.artifact import sha256_file
+
         config = self.config()
         prepared = self._prepare(Path(patch_dir), key, config)
         m = prepared.manifest
