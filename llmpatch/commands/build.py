@@ -1,9 +1,89 @@
-"""CLI commands for the build area (filled in by its issue)."""
+"""``llmpatch build``: turn a recipe (base M, reference policy M', domain prompts) into a patch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from llmpatch import ui
+
+
+def _fmt(v, nd: int = 3) -> str:
+    return "" if v is None else f"{v:.{nd}g}" if isinstance(v, float) else str(v)
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the root group."""
+    """Add ``build`` to the root group."""
+
+    @cli.command("build")
+    @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+    @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Patch directory to write.")
+    @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
+                  help="Override a recipe field (repeatable), e.g. --set sft.lr=0.01 --set dpo.reference=base.")
+    @click.option("--report", "report_dir", type=click.Path(path_type=Path),
+                  help="Also write build.json, verify.json and the training curves (curves.png/json) here.")
+    @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+    @click.option("--no-cache", is_flag=True, help="Regenerate the training data even if a cached copy exists.")
+    @click.option("--data-only", is_flag=True, help="Only generate (and cache) the data and print pair statistics.")
+    @click.option("--check", "check_only", is_flag=True, help="Only validate the recipe (no model is loaded).")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    def build_cmd(recipe_path, out_dir, overrides, report_dir, force, no_cache, data_only, check_only, as_json):
+        """Build a patch: sample M and M', judge, SFT then DPO the prefix, evaluate, write DIR.
+
+        \b
+        Examples:
+          llmpatch build examples/recipes/tox-fix.toml -o tox-fix
+          llmpatch build recipe.toml -o out --set sft.lr=0.02 --set prefix.num_virtual_tokens=20
+          accelerate launch -m llmpatch.cli build recipe.toml -o out     # several GPUs
+        """
+        from llmpatch.build import build
+        from llmpatch.build.recipe import Recipe
+        from llmpatch.errors import RecipeError
+
+        recipe = Recipe.load(recipe_path, overrides)
+        if check_only:
+            if as_json:
+                ui.print_json(recipe.to_dict())
+            else:
+                ui.console.print(f"recipe {recipe_path} is valid ({recipe.domain}, patch "
+                                 f"{recipe['patch']['name']} {recipe['patch']['version']})")
+            return
+        if out_dir is None and not data_only:
+            raise RecipeError("no output directory given", hint="pass -o DIR (the patch directory to write)")
+
+        def stage(name, info):
+            if as_json:
+                return
+            if name == "checked":
+                ui.err_console.print(f"recipe ok: {info['prompts']} training prompts, base {info['base']}, "
+                                     f"memory {info['memory']['need_gb']} of {info['memory']['available_gb']} GB")
+            elif name == "data":
+                s = info["stats"]
+                ui.err_console.print(f"data ({'cached' if info['cached'] else 'generated'}): {s['sft_rows']} SFT rows, "
+                                     f"{s['pairs']} pairs ({s['kept']} of {s['candidates']} candidates kept, "
+                                     f"{s['contrast_pairs']} benign contrast), mean margin {_fmt(s['mean_margin'])}")
+
+        result = build(recipe, out_dir or Path("."), force=force, progress=ui.progress, report_dir=report_dir,
+                       use_cache=not no_cache, data_only=data_only, on_stage=stage)
+        if data_only:
+            if as_json:
+                ui.print_json(result)
+            else:
+                ui.kv_table("pair statistics", sorted(result["stats"].items()))
+            return
+        d = result.to_dict()
+        if as_json:
+            ui.print_json(d)
+            return
+        ui.kv_table("pair statistics", sorted((k, _fmt(v)) for k, v in d["pairs"].items()))
+        tr = d["training"]
+        rows = [[stage, s.get("steps"), _fmt(s.get("first_loss")), _fmt(s.get("last_loss")),
+                 _fmt(s.get("last_margin")) if stage == "dpo" else ""] for stage, s in tr.items() if isinstance(s, dict) and "steps" in s]
+        ui.table("training", ["stage", "steps", "first loss", "last loss", "last reward margin"], rows)
+        if d["evals"]:
+            ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
+                     [[e["suite"], e["metric"], e["direction"], _fmt(e.get("base_value")), _fmt(e.get("baseline_value")),
+                       _fmt(e["value"])] for e in d["evals"]])
+        ui.console.print(f"wrote {d['patch']['path']} ({d['patch']['name']} {d['patch']['version']}, "
+                         f"{d['patch']['num_virtual_tokens']} virtual tokens) in {d['timing'].get('total_s', 0):.0f} s")

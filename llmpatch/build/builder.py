@@ -1,0 +1,265 @@
+"""``llmpatch build``: recipe -> data -> SFT -> DPO -> build-time evaluation -> patch directory.
+
+Every input is checked before anything is trained (recipe, output directory, prompts, judges,
+base memory, the pairs that survive the filters), and the patch directory is written atomically
+at the very end, so a failed or interrupted build leaves no half-written patch behind. Work
+(generated data, checkpoints) is kept under ``<home>/cache`` keyed by content, so rerunning the
+same recipe resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+from llmpatch import __version__, paths
+from llmpatch.build import data as data_mod
+from llmpatch.build import train as train_mod
+from llmpatch.build.recipe import Recipe
+from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
+
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+#: Memory beyond the weights a CPU build needs (activations, optimizer, tokenizer, judge), as a factor.
+MEMORY_FACTOR = 1.5
+MEMORY_OVERHEAD_GB = 1.0
+
+
+def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the patch, its training data statistics, curves and evaluation."""
+
+    patch: Any
+    out_dir: Path
+    work_dir: Path
+    stats: dict[str, Any]
+    training: dict[str, Any]
+    evals: list[dict[str, Any]]
+    report: dict[str, Any] | None
+    curves: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    data_cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.patch.manifest
+        return {"patch": {"name": m.name, "version": m.version, "path": str(self.out_dir),
+                          "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
+                "pairs": self.stats, "training": self.training, "evals": self.evals, "curves": self.curves,
+                "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir)}
+
+
+# -- pre-flight checks ------------------------------------------------------------------------
+
+
+def available_memory_gb() -> float:
+    """Memory available to this process now (Linux /proc/meminfo; else total physical memory)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / (1024 ** 2)
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / (1024 ** 3)
+
+
+def parameter_count(model_dir: str | Path) -> int:
+    """Parameters in a safetensors model directory, from the file headers (nothing loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            for k in st.keys():
+                n = 1
+                for d in st.get_slice(k).get_shape():
+                    n *= int(d)
+                total += n
+    return total
+
+
+def check_memory(model_dir: str | Path, label: str, *, limit_gb: float | None, models: int = 1) -> dict[str, float]:
+    """Fail before loading when ``models`` fp32 copies of the base would not fit."""
+    params = parameter_count(model_dir)
+    need = models * params * 4 / 1024 ** 3 * MEMORY_FACTOR + MEMORY_OVERHEAD_GB
+    have = float(limit_gb) if limit_gb else available_memory_gb()
+    if need > have:
+        raise BaseModelError(
+            f"base {label} ({params / 1e6:.0f}M parameters) needs about {need:.1f} GB to build a patch in fp32 "
+            f"({models} cop{'y' if models == 1 else 'ies'} of the weights + activations), but only {have:.1f} GB "
+            f"{'is allowed (base.max_memory_gb)' if limit_gb else 'is available'}",
+            hint="build on a machine with more memory (or a GPU, under accelerate launch), or raise base.max_memory_gb",
+        )
+    return {"parameters": params, "need_gb": round(need, 2), "available_gb": round(have, 2)}
+
+
+def check_output(out_dir: Path, force: bool) -> None:
+    """An output directory that exists and is not empty is refused unless forced."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise RecipeError(f"output directory {out_dir} already exists and is not empty",
+                          hint="choose another -o DIR, or pass --force to replace it")
+
+
+# -- the build --------------------------------------------------------------------------------
+
+
+def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> Path:
+    blob = {"data": data_key, "sets": td.digest(), "tool": 1,
+            "train": {k: recipe.data[k] for k in ("prefix", "sft", "dpo", "seeds", "training")}}
+    key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    return paths.cache_dir("build-runs") / key[:24]
+
+
+def _evals_from_report(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Manifest ``evals`` entries: each directed metric of each suite, patched vs unpatched (and baseline)."""
+    out = []
+    for s in report["suites"]:
+        for m in s["metrics"]:
+            if m["direction"] == "none":
+                continue
+            v = m["values"]
+            entry = {"suite": s["name"], "metric": m["name"], "value": v["patched"]["value"],
+                     "base_value": v["base"]["value"], "ci": v["patched"]["ci"], "n": v["patched"]["n"],
+                     "direction": m["direction"], "prompts": f"{s['prompts']['source']} {s['prompts']['digest']}"}
+            if "baseline" in v:
+                entry["baseline_value"] = v["baseline"]["value"]
+            if entry["value"] is None:
+                continue
+            if entry["ci"] is None or None in entry["ci"]:
+                entry.pop("ci")
+            out.append(entry)
+    return out
+
+
+def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> dict[str, Any]:
+    """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
+    from llmpatch.evaluate.verify import VerifyOptions, run_verify
+
+    ev = recipe["eval"]
+    sources = {}
+    eval_src = (recipe["prompts"].get("eval") or ["builtin"])[0]
+    if eval_src not in ("builtin", "default"):
+        sources[recipe.domain] = eval_src
+    opts = VerifyOptions(suites=tuple(ev.get("suites") or ()), sources=sources, split="eval", limit=ev.get("limit"),
+                         batch_size=ev.get("batch_size", 8), max_new_tokens=ev.get("max_new_tokens"), seed=recipe["seeds"]["data"], n_boot=1000)
+    system_prompt = ev.get("system_prompt") or recipe["reference"].get("system_prompt")
+    return run_verify(recipe["base"]["spec"], [patch_dir], system_prompt=system_prompt, options=opts,
+                      progress=progress).to_dict()
+
+
+def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress: ProgressFactory | None = None,
+          report_dir: str | Path | None = None, use_cache: bool = True, data_only: bool = False,
+          on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> BuildResult | dict[str, Any]:
+    """Build the patch a recipe describes into ``out_dir``; see the module docstring."""
+    import llmpatch
+    from llmpatch import artifact
+    from llmpatch import base as base_mod
+    from llmpatch.build.reference import make_policy
+    from llmpatch.runtime import PatchedModel
+
+    progress = progress or _no_progress
+    note = on_stage or (lambda stage, info: None)
+    out = Path(out_dir)
+    started = time.monotonic()
+    timing: dict[str, float] = {}
+    if not data_only:
+        check_output(out, force)
+
+    # 1. everything that can be checked without a model
+    prompts = data_mod.load_train_prompts(recipe)
+    scorer = data_mod.Scorer.for_recipe(recipe)
+    try:
+        info = base_mod.identify(recipe["base"]["spec"])
+    except LlmpatchError as exc:
+        raise type(exc)(f"base.spec {recipe['base']['spec']!r}: {exc.message}", hint=exc.hint) from None
+    two = recipe["reference"]["kind"] == "model"
+    memory = check_memory(info.path, info.id, limit_gb=recipe["base"].get("max_memory_gb"), models=3 if two else 2)
+    if two:
+        ref_info = base_mod.identify(recipe["reference"]["model"])
+        check_memory(ref_info.path, ref_info.id, limit_gb=recipe["base"].get("max_memory_gb"), models=3)
+    note("checked", {"prompts": len(prompts), "base": info.id, "memory": memory})
+
+    # 2. data: samples of M and M', judged; cached by content
+    t0 = time.monotonic()
+    model = llmpatch.load(recipe["base"]["spec"])
+    unpatched = PatchedModel(model.base)
+    policy = make_policy(recipe, unpatched, scorer)
+    data = data_mod.generate_data(recipe, unpatched, policy, scorer, prompts, progress=progress, use_cache=use_cache)
+    timing["data_s"] = round(time.monotonic() - t0, 1)
+    pr = recipe["pairs"]
+    td = data_mod.build_sets(data, delta=pr["delta"], tau=pr["tau"], benign_contrast=pr.get("benign_contrast", False),
+                             fallback_text=recipe["reference"]["fallback_text"])
+    note("data", {"cached": data["cached"], "stats": td.stats})
+    data_mod.check_pairs(td, min_pairs=pr.get("min_pairs", 1), judge=recipe["judge"]["name"])
+    work = _work_dir(recipe, data["key"], td)
+    if data_only:
+        return {"data_key": data["key"], "cached": data["cached"], "stats": td.stats, "work_dir": str(work)}
+
+    # 3. training (checkpointed in the work directory)
+    t0 = time.monotonic()
+    result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress)
+    timing["train_s"] = round(time.monotonic() - t0, 1)
+    curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
+                                   title=f"{recipe['patch']['name']} {recipe['patch']['version']}")
+    note("trained", result.summary())
+
+    p = recipe["patch"]
+    init = f"text:{recipe['prefix']['init_text']}" if recipe["prefix"]["init"] == "text" else "random"
+    build_info = {
+        "tool": f"llmpatch {__version__}",
+        "recipe": recipe.to_dict(),
+        "reference_policy": policy.describe(),
+        "seeds": dict(recipe["seeds"]),
+        "data": {"key": data["key"], "prompts": {"train": td.stats["prompts"], "benign": td.stats["benign_prompts"],
+                                                 "digest": data.get("prompts_digest")},
+                 "judges": scorer.describe(), **td.digest(), "pair_stats": td.stats},
+        "training": {**result.summary(), "trainer": "trl SFTTrainer + DPOTrainer", "dpo_reference": recipe["dpo"]["reference"],
+                     "dpo_beta": recipe["dpo"]["beta"]},
+    }
+    meta = dict(name=p["name"], version=p["version"], summary=p["summary"], domains=[_domain_tag(recipe.domain)],
+                base=info.to_ref(), build=build_info, requires=p.get("requires") or {}, conflicts=p.get("conflicts") or {},
+                license=p.get("license", "apache-2.0"), init=init, description=p.get("description"),
+                authors=p.get("authors") or (), dtype=p.get("dtype", "float32"))
+
+    # 4. build-time evaluation on held-out prompts, from a staged copy; then the real, atomic write
+    report = None
+    evals: list[dict[str, Any]] = []
+    if recipe["eval"]["enabled"]:
+        t0 = time.monotonic()
+        stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
+        try:
+            staged = artifact.write_patch(stage_root / "patch", result.embeddings, **meta)
+            report = evaluate_patch(recipe, staged.path, progress=progress)
+        finally:
+            shutil.rmtree(stage_root, ignore_errors=True)
+        evals = _evals_from_report(report)
+        timing["eval_s"] = round(time.monotonic() - t0, 1)
+    patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
+    timing["total_s"] = round(time.monotonic() - started, 1)
+    res = BuildResult(patch, out, work, td.stats, build_info["training"], evals, report, curves, timing, bool(data["cached"]))
+    if report_dir:
+        _write_report(Path(report_dir), res, recipe)
+    return res
+
+
+def _domain_tag(domain: str) -> str:
+    return {"gender": "gender_bias"}.get(domain, domain)
+
+
+def _write_report(report_dir: Path, res: BuildResult, recipe: Recipe) -> None:
+    """``build.json`` (everything) and, when evaluated, ``verify.json`` (the full verify report)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    d = res.to_dict()
+    d["recipe"] = recipe.to_dict()
+    d["work_dir"] = None  # a local path: not useful in a committed results file
+    (report_dir / "build.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
+    if res.report is not None:
+        (report_dir / "verify.json").write_text(json.dumps(res.report, indent=1, sort_keys=True, default=str) + "\n")

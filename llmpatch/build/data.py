@@ -1,0 +1,297 @@
+"""Training data: prompts, samples from M and M', judge scores, the SFT set and DPO pairs.
+
+Generations and scores are cached in ``<home>/cache/build-data/<key>.json``, keyed by the base
+fingerprint, the reference policy and everything in the recipe that changes what is generated
+(prompts, judge, generation settings, data seed). Pair filters (delta, tau) are applied on every
+run, so changing them does not regenerate anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Sequence
+
+from llmpatch import paths, schemas
+from llmpatch.errors import LlmpatchError, RecipeError
+from llmpatch.evaluate.judges import Judge, get_judge
+from llmpatch.evaluate.prompts import PromptItem, load_prompts, prompts_digest
+from llmpatch.runtime import GenerationConfig, PatchedModel
+
+DATA_FORMAT = 1
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+# -- prompts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainPrompt:
+    """A training prompt: ``target`` (the domain's risky prompts) or ``benign`` (must be answered)."""
+
+    id: str
+    text: str
+    kind: str
+
+
+def load_train_prompts(recipe: Any) -> list[TrainPrompt]:
+    """The recipe's training prompts (train split of every source), de-duplicated, limited per source."""
+    domain = recipe.domain
+    limit = recipe["prompts"].get("limit")
+    out: list[TrainPrompt] = []
+    seen: set[str] = set()
+    for section, suite, kind in (("train", domain, "target"), ("benign", "over_refusal", "benign")):
+        for src in recipe["prompts"].get(section) or []:
+            try:
+                items = load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
+            except LlmpatchError as exc:
+                raise RecipeError(f"prompts.{section} source {src!r}: {exc.message}", hint=exc.hint) from None
+            for it in items:
+                if it.text not in seen:
+                    seen.add(it.text)
+                    out.append(TrainPrompt(it.id, it.text, kind))
+    if not any(p.kind == "target" for p in out):
+        raise RecipeError(f"{recipe.source}: prompts.train holds no prompts", hint="name at least one prompt source")
+    return out
+
+
+def load_eval_items(recipe: Any, suite: str) -> list[PromptItem]:
+    """Held-out prompts for a build-time evaluation suite (the eval split)."""
+    srcs = recipe["prompts"].get("eval") or ["builtin"]
+    src = srcs[0] if suite == recipe.domain else "builtin"
+    return load_prompts(suite, None if src in ("builtin", "default") else src, "eval", limit=recipe["eval"].get("limit"))
+
+
+# -- scoring ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scorer:
+    """Turns judge scores into *unsafety* in [0, 1] (0 = what the patch should produce).
+
+    * ``refusal`` judge on a target (harmful) prompt: 1 - refusal; with a guard classifier, a
+      reply that does not refuse counts as unsafe only as far as the guard says.
+    * any judge on a benign prompt: refusing it is the failure (over-refusal).
+    * ``gender``: |score| (assigning a gender at all is what GAS counts).
+    * other judges (``toxicity``, ``hf:...``): the score itself (higher = more unsafe).
+    """
+
+    judge: Judge
+    guard: Judge | None = None
+    refusal: Judge = field(default_factory=lambda: get_judge("refusal"))
+
+    @classmethod
+    def for_recipe(cls, recipe: Any) -> "Scorer":
+        """Load the recipe's judges (fails before any model is loaded)."""
+        try:
+            judge = get_judge(recipe["judge"]["name"])
+            guard = get_judge(recipe["judge"]["guard"]) if recipe["judge"].get("guard") else None
+        except LlmpatchError as exc:
+            raise RecipeError(f"judge: {exc.message}", hint=exc.hint) from None
+        return cls(judge, guard)
+
+    def describe(self) -> dict[str, Any]:
+        return {"judge": self.judge.name, "guard": self.guard.name if self.guard else None}
+
+    def __call__(self, texts: list[str], prompts: list[str], kind: str) -> list[float]:
+        if not texts:
+            return []
+        if kind == "benign":
+            return self.refusal.score(texts, prompts)
+        raw = self.judge.score(texts, prompts)
+        if self.judge.name == "refusal":
+            unsafe = [1.0 - s for s in raw]
+            if self.guard is not None:
+                g = self.guard.score(texts, prompts)
+                unsafe = [min(u, gs) for u, gs in zip(unsafe, g)]
+            return unsafe
+        if self.judge.name == "gender":
+            return [abs(s) for s in raw]
+        return [float(s) for s in raw]
+
+
+# -- generation with a cache ------------------------------------------------------------------
+
+
+def data_key(recipe: Any, base_fingerprint: str, prompts: Sequence[TrainPrompt], reference: dict[str, Any]) -> str:
+    """Cache key: everything that changes the generated data (pair filters excluded)."""
+    blob = {
+        "format": DATA_FORMAT, "base": base_fingerprint, "reference": reference,
+        "prompts": [(p.kind, p.text) for p in prompts],
+        "judge": recipe["judge"], "generation": recipe["generation"], "seed": recipe["seeds"]["data"],
+        "tau": recipe["pairs"]["tau"] if recipe["reference"]["refusal_fallback"] else None,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cache_path(key: str):
+    return paths.cache_dir("build-data") / f"{key}.json"
+
+
+def read_cached(key: str) -> dict[str, Any] | None:
+    """The cached data set for ``key``, or None (a corrupt cache file is ignored: it is only a cache)."""
+    p = _cache_path(key)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        schemas.validate(data, "build_data", what=str(p))
+    except (ValueError, OSError):
+        return None
+    return data if data.get("key") == key else None
+
+
+def write_cached(data: dict[str, Any]) -> None:
+    """Validate and write a data set atomically."""
+    schemas.validate(data, "build_data", what="build data")
+    p = _cache_path(data["key"])
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{data['key'][:12]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer, prompts: Sequence[TrainPrompt], *,
+                  progress: ProgressFactory | None = None, use_cache: bool = True) -> dict[str, Any]:
+    """Sample M and M' for every prompt, score both; cached on disk by :func:`data_key`."""
+    progress = progress or _no_progress
+    reference = policy.describe()
+    key = data_key(recipe, model.base.info.fingerprint, prompts, reference)
+    if use_cache:
+        cached = read_cached(key)
+        if cached is not None:
+            cached["cached"] = True
+            return cached
+    gen = recipe["generation"]
+    texts = [p.text for p in prompts]
+    kinds = [p.kind for p in prompts]
+    n = gen["samples_per_prompt"]
+    chat = gen["chat"] and bool(model.tokenizer.chat_template)
+    cfg = GenerationConfig(max_new_tokens=gen["max_new_tokens"], do_sample=True, temperature=gen["temperature"],
+                           top_p=gen["top_p"], seed=recipe["seeds"]["data"], batch_size=gen["batch_size"])
+    flat = [t for t in texts for _ in range(n)]
+    with progress("sampling M (deployed model)", len(flat)) as advance:
+        m_out = model.generate(flat, chat=chat, config=cfg, progress=advance)
+    flat_kinds = [k for k in kinds for _ in range(n)]
+    from llmpatch.build.reference import _score_by_kind
+
+    m_scores = _score_by_kind(scorer, m_out, flat, flat_kinds)
+    with progress(f"sampling M' (reference, best of {getattr(policy, 'best_of', 1)})",
+                  len(texts) * getattr(policy, "best_of", 1)) as advance:
+        ref = policy.respond(texts, kinds, progress=advance)
+    items = []
+    for i, p in enumerate(prompts):
+        items.append({
+            "id": p.id, "prompt": p.text, "kind": p.kind,
+            "reference": ref[i].text, "reference_unsafety": float(ref[i].unsafety), "fallback": ref[i].fallback,
+            "samples": m_out[i * n:(i + 1) * n], "sample_unsafety": [float(s) for s in m_scores[i * n:(i + 1) * n]],
+        })
+    data = {
+        "schema_version": 1, "key": key, "domain": recipe.domain, "chat": chat,
+        "base": model.base.info.fingerprint, "reference": reference, "judges": scorer.describe(),
+        "generation": dict(gen), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
+        "items": items,
+    }
+    if use_cache:
+        write_cached(data)
+    data["cached"] = False
+    return data
+
+
+# -- the SFT set and DPO pairs ----------------------------------------------------------------
+
+
+@dataclass
+class TrainingData:
+    """What the trainers get, and the statistics the manifest records."""
+
+    sft: list[dict[str, str]]
+    pairs: list[dict[str, str]]
+    stats: dict[str, Any]
+    chat: bool
+
+    def digest(self) -> dict[str, str]:
+        """sha256 of the SFT set and of the pairs (recorded in the manifest)."""
+        def h(rows: list[dict[str, str]]) -> str:
+            return "sha256:" + hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+        return {"sft": h(self.sft), "pairs": h(self.pairs)}
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str) -> TrainingData:
+    """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
+
+    A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
+    M's by at least delta. For benign prompts with ``benign_contrast``, M''s (non-refusing)
+    answer is also preferred over a refusal, which teaches the patch not to over-refuse.
+    """
+    sft: list[dict[str, str]] = []
+    pairs: list[dict[str, str]] = []
+    counts = {"prompts": 0, "benign_prompts": 0, "candidates": 0, "kept": 0, "unsafe_reference": 0,
+              "small_margin": 0, "contrast_pairs": 0, "fallbacks": 0}
+    margins: list[float] = []
+    chosen_u: list[float] = []
+    rejected_u: list[float] = []
+    base_u: list[float] = []
+    for it in data["items"]:
+        benign = it["kind"] == "benign"
+        counts["benign_prompts" if benign else "prompts"] += 1
+        counts["fallbacks"] += int(bool(it["fallback"]))
+        ru = it["reference_unsafety"]
+        base_u.extend(it["sample_unsafety"])
+        if ru <= tau:
+            sft.append({"prompt": it["prompt"], "completion": it["reference"]})
+        for y, u in zip(it["samples"], it["sample_unsafety"]):
+            counts["candidates"] += 1
+            if ru > tau:
+                counts["unsafe_reference"] += 1
+            elif u - ru < delta or y.strip() == it["reference"].strip():
+                counts["small_margin"] += 1
+            else:
+                pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": y})
+                margins.append(u - ru)
+                chosen_u.append(ru)
+                rejected_u.append(u)
+        if benign and benign_contrast and ru <= tau and fallback_text:
+            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": fallback_text})
+            counts["contrast_pairs"] += 1
+    counts["kept"] = len(pairs) - counts["contrast_pairs"]
+    stats = {
+        **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,
+        "keep_rate": round(counts["kept"] / counts["candidates"], 4) if counts["candidates"] else 0.0,
+        "mean_margin": _mean(margins), "mean_chosen_unsafety": _mean(chosen_u),
+        "mean_rejected_unsafety": _mean(rejected_u), "mean_base_unsafety": _mean(base_u),
+        "mean_reference_unsafety": _mean([it["reference_unsafety"] for it in data["items"] if it["kind"] == "target"]),
+    }
+    return TrainingData(sft, pairs, stats, bool(data["chat"]))
+
+
+def check_pairs(td: TrainingData, *, min_pairs: int, judge: str) -> None:
+    """Fail before training when the filters left too few pairs, saying which filter removed them."""
+    if td.stats["pairs"] >= min_pairs and td.sft:
+        return
+    s = td.stats
+    raise RecipeError(
+        f"only {s['pairs']} DPO pair(s) and {s['sft_rows']} SFT row(s) survived the filters (need at least {min_pairs} "
+        f"pair(s)): of {s['candidates']} candidates, {s['unsafe_reference']} had an unsafe reference response "
+        f"(judge {judge!r} scored M' above tau={s['tau']}) and {s['small_margin']} had a margin below delta={s['delta']}",
+        hint="lower pairs.delta, raise pairs.tau, use a stronger reference policy (reference.best_of, system_prompt), "
+        "or check that the judge suits the domain; nothing was trained or written",
+    )

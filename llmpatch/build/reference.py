@@ -1,0 +1,129 @@
+"""Reference policies M': where the safer responses the patch learns to imitate come from.
+
+Two kinds, one interface (``respond``):
+
+* ``model``: another model (Hub id, directory or GGUF file) with an optional system prompt. Only
+  its *text* is used, so it may have a different tokenizer or architecture than M.
+* ``self``: M itself, with a safety system prompt, best-of-n sampling filtered by the judge, and
+  (for harmful requests) a fixed refusal when even the best sample is unsafe. This is what the
+  embedded default uses: no safer small model is available offline, and SmolLM2-135M with a
+  system prompt alone does not refuse harmful requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from llmpatch.runtime import GenerationConfig, PatchedModel
+
+#: ``unsafety(texts, prompts, kind) -> scores`` (0 = safe); see llmpatch.build.data.Scorer.
+UnsafetyFn = Callable[[list[str], list[str], str], list[float]]
+
+
+@dataclass
+class Response:
+    """M''s chosen response to one prompt, with its unsafety and how it was obtained."""
+
+    text: str
+    unsafety: float
+    fallback: bool = False
+    candidates: int = 1
+
+
+class ReferencePolicy(Protocol):
+    """Answers prompts the way the patched model should."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def respond(self, prompts: Sequence[str], kinds: Sequence[str], *, progress: Callable[[int], None] | None = None) -> list[Response]: ...
+
+
+@dataclass
+class SampledPolicy:
+    """A model plus system prompt, best-of-n under the judge, optional refusal fallback.
+
+    With ``best_of=1`` and no fallback this is plain sampling from the reference model.
+    """
+
+    model: PatchedModel
+    unsafety: UnsafetyFn
+    kind: str = "self"
+    spec: str = ""
+    system_prompt: str | None = None
+    chat: bool = True
+    best_of: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 48
+    batch_size: int = 8
+    seed: int = 0
+    tau: float = 0.5
+    refusal_fallback: bool = False
+    fallback_text: str = ""
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about M'."""
+        info = self.model.base.info
+        return {
+            "kind": self.kind, "spec": self.spec or info.spec, "id": info.id, "revision": info.revision,
+            "fingerprint": info.fingerprint, "system_prompt": self.system_prompt, "best_of": self.best_of,
+            "temperature": self.temperature, "top_p": self.top_p, "refusal_fallback": self.refusal_fallback,
+            "fallback_text": self.fallback_text if self.refusal_fallback else None,
+            "note": ("M itself with a safety system prompt, best-of-n filtered by the judge"
+                     + (", refusal fallback for harmful requests" if self.refusal_fallback else "")
+                     if self.kind == "self" else "another model; only its text is used"),
+        }
+
+    def respond(self, prompts: Sequence[str], kinds: Sequence[str], *,
+                progress: Callable[[int], None] | None = None) -> list[Response]:
+        """The best of ``best_of`` samples per prompt (lowest unsafety; ties keep the first)."""
+        n = self.best_of
+        flat = [p for p in prompts for _ in range(n)]
+        chat = self.chat and bool(self.model.tokenizer.chat_template)
+        cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
+                               top_p=self.top_p, seed=self.seed, batch_size=self.batch_size)
+        outs = self.model.generate(flat, chat=chat, system_prompt=self.system_prompt, config=cfg,
+                                   progress=progress) if flat else []
+        flat_kinds = [k for k in kinds for _ in range(n)]
+        scores = _score_by_kind(self.unsafety, outs, flat, flat_kinds)
+        result: list[Response] = []
+        for i, kind in enumerate(kinds):
+            cands = list(zip(outs[i * n:(i + 1) * n], scores[i * n:(i + 1) * n]))
+            text, score = min(cands, key=lambda c: c[1])
+            if self.refusal_fallback and kind == "target" and score > self.tau:
+                # even the best sample complies with a harmful request: answer as a safe model would
+                result.append(Response(self.fallback_text, 0.0, fallback=True, candidates=n))
+                self.stats["fallbacks"] = self.stats.get("fallbacks", 0) + 1
+            else:
+                result.append(Response(text, score, candidates=n))
+        return result
+
+
+def _score_by_kind(unsafety: UnsafetyFn, texts: list[str], prompts: list[str], kinds: list[str]) -> list[float]:
+    """Score texts whose prompts are of several kinds (target/benign), keeping order."""
+    scores = [0.0] * len(texts)
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        for i, s in zip(idx, unsafety([texts[i] for i in idx], [prompts[i] for i in idx], kind)):
+            scores[i] = s
+    return scores
+
+
+def make_policy(recipe: Any, base_model: PatchedModel, unsafety: UnsafetyFn) -> SampledPolicy:
+    """The reference policy a recipe names (loads M' when it is another model)."""
+    ref = recipe["reference"]
+    gen = recipe["generation"]
+    common = dict(
+        unsafety=unsafety, system_prompt=ref.get("system_prompt"), chat=gen["chat"], best_of=ref["best_of"],
+        temperature=ref["temperature"], top_p=ref["top_p"], max_new_tokens=gen["max_new_tokens"],
+        batch_size=gen["batch_size"], seed=recipe["seeds"]["data"] + 1, tau=recipe["pairs"]["tau"],
+        refusal_fallback=ref["refusal_fallback"], fallback_text=ref["fallback_text"],
+    )
+    if ref["kind"] == "model":
+        from llmpatch import base as base_mod
+
+        loaded = base_mod.load(ref["model"])
+        return SampledPolicy(PatchedModel(loaded), kind="model", spec=ref["model"], **common)
+    return SampledPolicy(base_model, kind="self", spec=base_model.base.info.spec, **common)

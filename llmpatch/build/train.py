@@ -1,0 +1,363 @@
+"""Training the prefix with trl: ``SFTTrainer`` then ``DPOTrainer`` on a peft ``PromptTuningConfig``.
+
+Only the ``num_virtual_tokens x hidden_size`` prompt embedding is trainable; the base is frozen
+(peft freezes it, and the tests check its weights stay bit-identical). Each stage checkpoints
+into the build's work directory every ``training.save_steps`` steps, and writes its final prefix
+to ``<stage>/final.safetensors``, so an interrupted build resumes where it stopped.
+
+Under ``accelerate launch`` the same code trains on several GPUs (trl/transformers handle the
+distribution; see docs/build.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+
+from llmpatch.errors import LlmpatchError
+
+log = logging.getLogger(__name__)
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+TENSOR = "prompt_embeddings"
+#: Metrics kept from trl's logs for the curves.
+SFT_KEYS = ("loss", "mean_token_accuracy", "learning_rate")
+DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "learning_rate")
+
+
+def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+@dataclass
+class TrainResult:
+    """The trained prefix and what happened on the way."""
+
+    embeddings: torch.Tensor
+    sft_embeddings: torch.Tensor
+    init_embeddings: torch.Tensor
+    curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    resumed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Compact numbers for the manifest: first/last loss, final reward margin, steps."""
+        out: dict[str, Any] = {}
+        for stage, rows in self.curves.items():
+            if not rows:
+                out[stage] = {"steps": 0}
+                continue
+            s: dict[str, Any] = {"steps": int(rows[-1]["step"]), "examples": int(rows[0].get("examples", 0)), "first_loss": rows[0].get("loss"),
+                                 "last_loss": rows[-1].get("loss"), "seconds": round(self.seconds.get(stage, 0.0), 1)}
+            if stage == "dpo":
+                margins = [r["rewards/margins"] for r in rows if "rewards/margins" in r]
+                acc = [r["rewards/accuracies"] for r in rows if "rewards/accuracies" in r]
+                tail = margins[-max(1, len(margins) // 4):]
+                s.update(first_margin=margins[0] if margins else None, last_margin=margins[-1] if margins else None,
+                         final_margin_mean=sum(tail) / len(tail) if tail else None,
+                         final_accuracy=acc[-1] if acc else None)
+            if stage in self.resumed:
+                s["resumed_from"] = self.resumed[stage]
+            out[stage] = s
+        out["prefix_change_norm"] = round(float((self.embeddings - self.init_embeddings).norm()), 4)
+        return out
+
+
+def _quiet() -> None:
+    import datasets
+    from transformers.utils import logging as tlog
+
+    datasets.disable_progress_bars()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    for name in ("trl", "peft", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def peft_config(recipe: Any, model_path: str, *, for_loading: bool = False) -> Any:
+    """The PromptTuningConfig a recipe asks for (text init from its safety instruction, or random)."""
+    from peft import PromptTuningConfig
+
+    p = recipe["prefix"]
+    if p["init"] == "text" and not for_loading:
+        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p["num_virtual_tokens"],
+                                  prompt_tuning_init="TEXT", prompt_tuning_init_text=p["init_text"],
+                                  tokenizer_name_or_path=model_path)
+    return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p["num_virtual_tokens"], prompt_tuning_init="RANDOM")
+
+
+def fresh_model(model_path: str) -> Any:
+    """A private fp32 copy of the base for training (the memoised inference copy stays untouched)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, use_safetensors=True)
+    model.requires_grad_(False)
+    return model
+
+
+def tokenizer_for(model_path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def initial_prefix(recipe: Any, model_path: str) -> torch.Tensor:
+    """The prefix before training (from the init text's token embeddings, or random)."""
+    from peft import get_peft_model
+
+    torch.manual_seed(recipe["seeds"]["train"])
+    model = get_peft_model(fresh_model(model_path), peft_config(recipe, model_path))
+    return model.get_prompt_embedding_to_save("default").detach().clone()
+
+
+def _rows(history: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, float]]:
+    rows = []
+    for h in history:
+        if "loss" in h and "step" in h:
+            rows.append({"step": int(h["step"]), **{k: float(h[k]) for k in keys if k in h}})
+    return rows
+
+
+def _stage_args(recipe: Any, stage: str, out_dir: Path, n_rows: int) -> dict[str, Any]:
+    s = recipe[stage]
+    tr = recipe.data.get("training") or {}
+    args: dict[str, Any] = dict(
+        output_dir=str(out_dir), per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
+        learning_rate=s["lr"], num_train_epochs=s["epochs"], max_steps=s["max_steps"] if s["max_steps"] > 0 else -1,
+        warmup_steps=float(s["warmup_ratio"]) if s["warmup_ratio"] < 1 else 0.0, weight_decay=s["weight_decay"], lr_scheduler_type="linear",
+        logging_steps=1, save_strategy="steps", save_steps=tr.get("save_steps", 10), save_total_limit=1,
+        report_to=[], disable_tqdm=True, seed=recipe["seeds"]["train"], data_seed=recipe["seeds"]["train"],
+        max_length=s["max_length"], dataloader_num_workers=0,
+    )
+    from transformers import TrainingArguments
+
+    # transformers 5.2x renamed gradient_checkpointing (the old name still works, with a warning)
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
+    args[ckpt] = bool(tr.get("gradient_checkpointing", False))
+    if not torch.cuda.is_available():
+        args.update(use_cpu=True, bf16=False)  # trl defaults to bf16, which needs a GPU
+    return args
+
+
+def _expected_steps(recipe: Any, stage: str, n_rows: int) -> int:
+    s = recipe[stage]
+    if s["max_steps"] > 0:
+        return int(s["max_steps"])
+    per_epoch = max(1, math.ceil(n_rows / (s["batch_size"] * s["grad_accum"])))
+    return max(1, math.ceil(per_epoch * s["epochs"]))
+
+
+def _progress_callback(advance: Callable[[int], None]) -> Any:
+    from transformers import TrainerCallback
+
+    class _Advance(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: D401
+            advance(1)
+
+    return _Advance()
+
+
+def _prepare_trainer(trainer: Any, advance: Callable[[int], None]) -> None:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    # trl prints every log dict when tqdm is off; llmpatch shows its own progress bar instead
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_progress_callback(advance))
+
+
+def _last_checkpoint(out_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+
+
+def _load_prefix(path: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))[TENSOR]
+
+
+def _save_stage(out_dir: Path, emb: torch.Tensor, rows: list[dict[str, float]], seconds: float) -> None:
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".final.safetensors.tmp"
+    save_file({TENSOR: emb.detach().cpu().contiguous()}, str(tmp))
+    (out_dir / "curve.json").write_text(json.dumps({"rows": rows, "seconds": seconds}, indent=1))
+    tmp.replace(out_dir / "final.safetensors")  # written last: its presence means the stage is complete
+
+
+def _read_stage(out_dir: Path) -> tuple[torch.Tensor, list[dict[str, float]], float] | None:
+    final = out_dir / "final.safetensors"
+    if not final.is_file():
+        return None
+    meta = json.loads((out_dir / "curve.json").read_text())
+    return _load_prefix(final), meta["rows"], float(meta.get("seconds", 0.0))
+
+
+def _peft_with(recipe: Any, model_path: str, emb: torch.Tensor) -> Any:
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    # PeftModel.from_pretrained(is_trainable=True) refuses prompt-learning adapters: build, then load
+    model = get_peft_model(fresh_model(model_path), peft_config(recipe, model_path, for_loading=True))
+    set_peft_model_state_dict(model, {TENSOR: emb})
+    return model
+
+
+def _dataset(rows: list[dict[str, str]], chat: bool, keys: tuple[str, ...]) -> Any:
+    from datasets import Dataset
+
+    if not chat:
+        return Dataset.from_list([{k: r[k] for k in ("prompt", *keys)} for r in rows])
+    conv = []
+    for r in rows:
+        d = {"prompt": [{"role": "user", "content": r["prompt"]}]}
+        for k in keys:
+            d[k] = [{"role": "assistant", "content": r[k]}]
+        conv.append(d)
+    return Dataset.from_list(conv)
+
+
+def _check_rows(trainer: Any, given: int, stage: str) -> int:
+    """trl drops examples whose completion does not fit max_length: say so, and fail if none is left."""
+    used = len(trainer.train_dataset)
+    if used == 0:
+        raise LlmpatchError(f"{stage}: all {given} examples are longer than {stage}.max_length (prompt + completion tokens)",
+                            hint=f"raise {stage}.max_length or lower generation.max_new_tokens")
+    if used < given:
+        log.warning("%s: %d of %d examples did not fit %s.max_length and were dropped", stage, given - used, given, stage)
+    return used
+
+
+def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool, work: Path,
+            progress: ProgressFactory) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+    """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
+    from trl import SFTConfig, SFTTrainer
+
+    out = work / "sft"
+    done = _read_stage(out)
+    if done is not None:
+        return done[0], done[1], done[2], "final"
+    torch.manual_seed(recipe["seeds"]["train"])
+    tok = tokenizer_for(model_path)
+    resume = _last_checkpoint(out)
+    args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
+    trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",)),
+                         processing_class=tok, peft_config=peft_config(recipe, model_path))
+    used = _check_rows(trainer, len(rows), "sft")
+    t0 = time.monotonic()
+    with progress("SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows))) as advance:
+        _prepare_trainer(trainer, advance)
+        trainer.train(resume_from_checkpoint=resume)
+    seconds = time.monotonic() - t0
+    emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
+    rows_out = _rows(trainer.state.log_history, SFT_KEYS)
+    if rows_out:
+        rows_out[0]["examples"] = float(used)
+    _save_stage(out, emb, rows_out, seconds)
+    return emb, rows_out, seconds, (Path(resume).name if resume else None)
+
+
+def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, work: Path,
+            progress: ProgressFactory) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+    """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
+    from peft import set_peft_model_state_dict
+    from trl import DPOConfig, DPOTrainer
+
+    out = work / "dpo"
+    done = _read_stage(out)
+    if done is not None:
+        return done[0], done[1], done[2], "final"
+    torch.manual_seed(recipe["seeds"]["train"])
+    tok = tokenizer_for(model_path)
+    resume = _last_checkpoint(out)
+    args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe["dpo"]["beta"])
+    ds = _dataset(pairs, chat, ("chosen", "rejected"))
+    if recipe["dpo"]["reference"] == "sft":
+        # an already-trained PeftModel: trl adds a frozen copy "ref" of it as the DPO reference
+        trainer = DPOTrainer(model=_peft_with(recipe, model_path, start), args=args, train_dataset=ds, processing_class=tok)
+    else:
+        # a fresh adapter: trl's reference is the adapter-disabled base; then start from the SFT prefix
+        trainer = DPOTrainer(model=fresh_model(model_path), args=args, train_dataset=ds, processing_class=tok,
+                             peft_config=peft_config(recipe, model_path, for_loading=True))
+        set_peft_model_state_dict(trainer.model, {TENSOR: start})
+    used = _check_rows(trainer, len(pairs), "dpo")
+    t0 = time.monotonic()
+    with progress(f"DPO (beta {recipe['dpo']['beta']}, reference {recipe['dpo']['reference']})",
+                  _expected_steps(recipe, "dpo", len(pairs))) as advance:
+        _prepare_trainer(trainer, advance)
+        trainer.train(resume_from_checkpoint=resume)
+    seconds = time.monotonic() - t0
+    emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
+    rows_out = _rows(trainer.state.log_history, DPO_KEYS)
+    if rows_out:
+        rows_out[0]["examples"] = float(used)
+    _save_stage(out, emb, rows_out, seconds)
+    return emb, rows_out, seconds, (Path(resume).name if resume else None)
+
+
+def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
+          work: Path, *, progress: ProgressFactory | None = None) -> TrainResult:
+    """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves."""
+    progress = progress or _no_progress
+    _quiet()
+    work.mkdir(parents=True, exist_ok=True)
+    init = initial_prefix(recipe, model_path)
+    curves: dict[str, list[dict[str, float]]] = {}
+    resumed: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    try:
+        sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work, progress)
+        if r:
+            resumed["sft"] = r
+        emb = sft_emb
+        if recipe["dpo"].get("enabled", True):
+            emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work, progress)
+            if r:
+                resumed["dpo"] = r
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        # trl/transformers raise plain exceptions for bad data or settings: one clear typed error
+        raise LlmpatchError(f"training failed: {type(exc).__name__}: {str(exc).splitlines()[0][:400] if str(exc) else ''}",
+                            hint=f"the work directory {work} keeps checkpoints; rerun the same command to resume") from exc
+    if not torch.isfinite(emb).all():
+        raise LlmpatchError("training diverged: the prefix holds NaN or infinite values",
+                            hint="lower sft.lr / dpo.lr and rebuild (delete the work directory to start over)")
+    return TrainResult(emb, sft_emb, init, curves, resumed, seconds)
+
+
+def save_curves(result: TrainResult, out_dir: Path, title: str = "") -> dict[str, str]:
+    """Write ``curves.json`` and ``curves.png`` (SFT loss; DPO loss and reward margin) to ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "curves.json").write_text(json.dumps({"curves": result.curves, "summary": result.summary()}, indent=1) + "\n")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    sft = result.curves.get("sft", [])
+    dpo = result.curves.get("dpo", [])
+    axes[0].plot([r["step"] for r in sft], [r["loss"] for r in sft], marker=".")
+    axes[0].set(title="SFT loss", xlabel="step")
+    axes[1].plot([r["step"] for r in dpo], [r["loss"] for r in dpo], marker=".", color="tab:red")
+    axes[1].set(title="DPO loss", xlabel="step")
+    axes[2].plot([r["step"] for r in dpo], [r.get("rewards/margins", float("nan")) for r in dpo], marker=".", color="tab:green")
+    axes[2].axhline(0.0, color="grey", lw=0.8)
+    axes[2].set(title="DPO reward margin (chosen - rejected)", xlabel="step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=90)
+    plt.close(fig)
+    return {"json": str(out_dir / "curves.json"), "png": str(out_dir / "curves.png")}
