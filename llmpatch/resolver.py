@@ -24,6 +24,8 @@ name involved and why each was rejected.
 from __future__ import annotations
 
 import difflib
+import operator
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -62,6 +64,32 @@ Lookup = Callable[[str], "Sequence[Any] | None"]
 # Version matching, compiled once per range text (10,000-version indexes must stay fast)
 
 
+_RELEASE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "": operator.eq, "=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
+def _release_tuple(version: str) -> tuple[int, int, int] | None:
+    m = _RELEASE.match(version)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def _tuple_sets(node: Any) -> list[list[tuple[Callable[[Any, Any], bool], tuple[int, int, int]]]] | None:
+    """The range as (operator, bound) tuples, when no bound is a prerelease (else None)."""
+    sets = []
+    for comparators in node.set:
+        out = []
+        for c in comparators:
+            if c.semver is nodesemver.ANY:
+                continue
+            if c.semver.prerelease or c.semver.build or c.operator not in _OPS:
+                return None
+            out.append((_OPS[c.operator], (c.semver.major, c.semver.minor, c.semver.patch)))
+        sets.append(out)
+    return sets
+
+
 @lru_cache(maxsize=4096)
 def _matcher(text: str) -> Callable[[str, bool], bool]:
     rng = VersionRange.parse(text)
@@ -69,7 +97,17 @@ def _matcher(text: str) -> Callable[[str, bool], bool]:
         want = parse_version(rng.text.lstrip("=").strip())
         return lambda v, pre: semver.Version.parse(v) == want
     node = nodesemver.make_range("*" if rng.text == "latest" else rng.text, loose=False)
-    return lambda v, pre: bool(node.test(v, include_prerelease=pre))
+    sets = _tuple_sets(node)
+
+    def match(v: str, pre: bool) -> bool:
+        # Release versions against release bounds compare as integer tuples: ~10x faster than
+        # node-semver, which matters when scanning 10,000 versions. Anything else uses node-semver.
+        t = _release_tuple(v) if sets is not None else None
+        if t is not None:
+            return any(all(op(t, bound) for op, bound in s) for s in sets)
+        return bool(node.test(v, include_prerelease=pre))
+
+    return match
 
 
 @lru_cache(maxsize=4096)

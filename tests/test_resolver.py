@@ -201,3 +201,19 @@ def test_a_dependency_is_always_satisfied_by_the_chosen_stack(app_vs, dep_vs, ca
     from llmpatch.versions import version_key
 
     assert got["app"] == max((a.version for a in viable), key=version_key)
+
+
+versions_any = st.builds(
+    lambda t, pre: ".".join(map(str, t)) + pre, releases, st.sampled_from(["", "", "-rc.1", "-alpha.2", "-0"]))
+ranges_any = st.builds(render, st.sampled_from(["minor", "major", "caret", "tilde", "between"]), releases, releases) | \
+    st.sampled_from(["*", "<1 || >=2.1", ">=1.0.0-rc.1 <2", "1.x", "1.2.3 - 2.3", "^0.0.3", ">1.0.0 <=2.0.0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(versions_any, ranges_any, st.booleans())
+def test_the_fast_tuple_matcher_agrees_with_node_semver(version, rng, pre):
+    import nodesemver
+
+    from llmpatch.resolver import _matcher
+
+    assert _matcher(rng)(version, pre) == bool(nodesemver.satisfies(version, rng, loose=False, include_prerelease=pre))
