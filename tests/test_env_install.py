@@ -184,3 +184,23 @@ def test_load_env_gives_the_patched_model_of_the_current_generation(project, tin
     model = llmpatch.load(env=project)
     assert model.stack.describe() == "tox-fix@1.2.1 -> bias-fix@2.0.0"
     assert model.stack.id == Environment(project / ".llmpatch").current().stack_id
+
+
+@pytest.mark.parametrize("limit, passes", [({"max": 1.0}, True), ({"min": 2.0}, False)])
+def test_install_verify_keeps_a_passing_stack_and_rolls_back_a_failing_one(project, tiny_model_dir, scenario_registry,
+                                                                           limit, passes):
+    pytest.importorskip("llmpatch.evaluate.gate")
+    policy = project / "policy.json"
+    policy.write_text(json.dumps({"schema_version": 1, "suites": ["over_refusal"], "claims": {"check": False},
+                                  "thresholds": [{"metric": "over_refusal.refusal_rate", **limit}]}))
+    run("init", "--base", tiny_model_dir)
+    run("install", "tox-fix@1.1")
+    res = run("install", "tox-fix@1.2", f"--verify={policy}", "--verify-limit", "4", ok=passes)
+    hist = run_json("history")["generations"]
+    if passes:
+        assert stack_of(project) == ["tox-fix@1.2.1"] and hist[-1]["action"] == "install"
+    else:
+        assert res.exit_code == 3
+        assert "failed verification" in res.output and "rolled back" in res.output
+        assert stack_of(project) == ["tox-fix@1.1.0"]
+        assert [g["action"] for g in hist[-2:]] == ["install", "verify-rollback"]

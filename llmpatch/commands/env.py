@@ -96,7 +96,8 @@ def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
 
 
 def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callable, *, dry_run: bool, as_json: bool,
-         registries: Callable | None = None, verify: str | None = None, env=None) -> None:
+         registries: Callable | None = None, verify: str | None = None, verify_limit: int | None = None,
+         env=None) -> None:
     from llmpatch.env import operations as ops
 
     env = env or _open(env_dir)
@@ -109,7 +110,7 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
         previous = env.current_number()
         gen = ops.apply(env, plan, regs, progress=None if as_json else _say)
         if gen is not None and verify is not None:
-            ops.gate(env, gen, previous, None if verify == DEFAULT_POLICY else verify, command=command)
+            ops.gate(env, gen, previous, None if verify == DEFAULT_POLICY else verify, command=command, limit=verify_limit)
     _finish(env, plan, gen, as_json=as_json)
 
 
@@ -154,10 +155,12 @@ def register(cli: click.Group) -> None:
     @click.option("--registry", help="Registry URL or path to use instead of the environment's.")
     @click.option("--verify", "verify", is_flag=False, flag_value=DEFAULT_POLICY, default=None, metavar="[POLICY]",
                   help="Evaluate the new stack (optionally against a policy file) and roll back if it fails.")
+    @click.option("--verify-limit", type=click.IntRange(min=1), help="With --verify: at most this many prompts per suite (a quicker gate).")
     @_env_option
     @_timeout_option
     @_json_option
-    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, env_dir, lock_timeout, as_json) -> None:
+    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, verify_limit, env_dir, lock_timeout,
+                as_json) -> None:
         """Install patches. Example: llmpatch install tox-fix@1.2 bias-fix@^2.0
 
         \b
@@ -183,7 +186,7 @@ def register(cli: click.Group) -> None:
         command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "")
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
             e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url),
-            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify, env=env)
+            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify, verify_limit=verify_limit, env=env)
 
     def _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json) -> None:
         import os

@@ -337,7 +337,8 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
 
-def gate(env: Environment, gen: Generation, previous: int, policy: str | None, *, command: str) -> Any:
+def gate(env: Environment, gen: Generation, previous: int, policy: str | None, *, command: str,
+         limit: int | None = None) -> Any:
     """Eval-gated install: verify the new generation; roll back and raise PolicyViolation if it fails."""
     try:
         from llmpatch.evaluate.gate import verify_environment
@@ -346,7 +347,7 @@ def gate(env: Environment, gen: Generation, previous: int, policy: str | None, *
             f"--verify needs llmpatch.evaluate.gate, which is not available ({exc})",
             hint="install without --verify, then run `llmpatch verify`",
         ) from None
-    result = verify_environment(env.path, policy=policy)
+    result = verify_environment(env.path, policy=policy, **({"limit": limit} if limit else {}))
     if getattr(result, "passed", False):
         return result
     failures = list(getattr(result, "failures", []) or [])
