@@ -188,8 +188,13 @@ def test_load_env_gives_the_patched_model_of_the_current_generation(project, tin
 
 @pytest.mark.parametrize("limit, passes", [({"max": 1.0}, True), ({"min": 2.0}, False)])
 def test_install_verify_keeps_a_passing_stack_and_rolls_back_a_failing_one(project, tiny_model_dir, scenario_registry,
-                                                                           limit, passes):
+                                                                           limit, passes, request):
     pytest.importorskip("llmpatch.evaluate.gate")
+    # A hidden-64 model gains nothing from two threads, and OpenMP spinning on a busy 2-core CI
+    # box can make each forward pass 100x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     policy = project / "policy.json"
     policy.write_text(json.dumps({"schema_version": 1, "suites": ["over_refusal"], "claims": {"check": False},
                                   "thresholds": [{"metric": "over_refusal.refusal_rate", **limit}]}))
