@@ -9,9 +9,9 @@ and verify it into the store, verify and compose the new stack, and switch gener
 
 Prints medians of: the registry's index read, the resolve alone, the whole install (index
 reads, resolve, fetch + verify, stack check, generation switch, lock file), and the install
-without the time spent inside the registry's ``index()`` (parsing the ~12 MB index is the
-registry's cost; an install reads it twice: once to resolve, once inside ``fetch``). Exits 1
-when the latter exceeds the budget.
+without the time spent inside the registry's ``index()`` and ``Index.versions()`` (parsing the
+~12 MB index and building 10,000 entries is the registry's cost; an install reads the index
+twice: once to resolve, once inside ``fetch``). Exits 1 when the latter exceeds the budget.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         assert len(idx) == N_VERSIONS, len(idx)
 
         spec = PatchSpec.parse("tox-fix@3.4")
-        # Time spent inside the registry's index() (JSON parse of ~12 MB, entry objects, sorting),
-        # measured by wrapping the method: that part belongs to the registry, the rest to llmpatch.
+        # Time spent inside the registry's index() (JSON parse of ~12 MB) and Index.versions()
+        # (10,000 entry objects, semver sort), measured by wrapping them: that part belongs to the
+        # registry, the rest (resolve, store, verify, compose, generation switch) to llmpatch.
         in_index = [0.0]
         real_index = reg.index
 
@@ -105,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                 in_index[0] += time.perf_counter() - t
 
         reg.index = timed_index
+        from llmpatch.registry.index import Index
+
+        real_versions = Index.versions
+
+        def timed_versions(self, name):
+            t = time.perf_counter()
+            try:
+                return real_versions(self, name)
+            finally:
+                in_index[0] += time.perf_counter() - t
+
+        Index.versions = timed_versions
         read_times, resolve_times, install_times, own_times = [], [], [], []
         for i in range(ns.repeat):
             t0 = time.perf_counter()
@@ -139,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  registry index read + versions('tox-fix'):           {ms(read_times):7.1f} ms")
         print(f"  resolve (resolvelib + policy, ~6,500 candidates):     {ms(resolve_times):7.1f} ms")
         print(f"  install end to end (resolve, fetch+verify, stack check, generation switch, lock file): {med_install:7.1f} ms")
-        print(f"  install excluding the registry's index reads:         {med_own:7.1f} ms (budget {ns.budget_ms:.0f} ms)")
+        print(f"  install excluding the registry's index() and versions(): {med_own:5.1f} ms (budget {ns.budget_ms:.0f} ms)")
         return 0 if med_own <= ns.budget_ms else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

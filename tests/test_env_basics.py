@@ -154,3 +154,12 @@ def test_a_lock_left_by_a_killed_process_is_detected_and_does_not_block(project,
     assert time.monotonic() - start < 2
     assert any(f"pid {pid}" in n and "interrupted" in n for n in notes)
     assert not (env_dir / "lock.owner").exists()
+
+
+def test_init_never_replaces_a_directory_that_is_not_an_environment(project, tiny_model_dir):
+    precious = project / "data"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    res = run("init", "--base", tiny_model_dir, "--path", precious, "--force", ok=False)
+    assert "is not a llmpatch environment" in res.output
+    assert (precious / "keep.txt").read_text() == "mine"

@@ -260,6 +260,10 @@ class Environment:
                 f"{path} is already an environment, pinned to {existing.base_ref.describe()}",
                 hint="use it as it is, or pass --force to replace it (its generations are discarded)",
             )
+        if path.exists() and not (path / CONFIG_NAME).exists() and (not path.is_dir() or any(path.iterdir())):
+            # Never replace (let alone delete) a directory that is not an environment.
+            raise EnvironmentStateError(f"{path} exists and is not a llmpatch environment; refusing to use it",
+                                        hint="choose another --path (or $LLMPATCH_ENV), or remove it yourself")
         info = base_mod.identify(base_spec)
         pinned = PinnedBase(spec=info.spec or base_spec, ref=info.to_ref())
         config = EnvConfig(created=now_iso(), base=pinned, registry=registry, max_virtual_tokens=max_virtual_tokens)
