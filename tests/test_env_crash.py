@@ -26,6 +26,9 @@ def run_child(args: list[str], env_dir: Path, kill_at: int | None = None) -> tup
     if pid == 0:  # pragma: no cover - child
         code = 70
         try:
+            import torch
+
+            torch.set_num_threads(1)  # no OpenMP pool to spin up in a short-lived child
             if kill_at is not None:
                 os.environ["LLMPATCH_TEST_KILL_AT"] = str(kill_at)
             os.environ["LLMPATCH_ENV"] = str(env_dir)

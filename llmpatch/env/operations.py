@@ -9,7 +9,6 @@ a new generation too (a forward step to an older state), so history is never rew
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from llmpatch.artifact import ADAPTER_WEIGHTS
