@@ -135,15 +135,19 @@ def _stage_args(recipe: Any, stage: str, out_dir: Path, n_rows: int) -> dict[str
         output_dir=str(out_dir), per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
         learning_rate=s["lr"], num_train_epochs=s["epochs"], max_steps=s["max_steps"] if s["max_steps"] > 0 else -1,
         warmup_steps=float(s["warmup_ratio"]) if s["warmup_ratio"] < 1 else 0.0, weight_decay=s["weight_decay"], lr_scheduler_type="linear",
-        logging_steps=1, save_strategy="steps", save_steps=tr.get("save_steps", 10), save_total_limit=1,
+        logging_steps=1, save_strategy="steps", save_steps=tr.get("save_steps", 10), save_total_limit=2,
         report_to=[], disable_tqdm=True, seed=recipe["seeds"]["train"], data_seed=recipe["seeds"]["train"],
         max_length=s["max_length"], dataloader_num_workers=0,
     )
     from transformers import TrainingArguments
 
     # transformers 5.2x renamed gradient_checkpointing (the old name still works, with a warning)
-    ckpt = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
-    args[ckpt] = bool(tr.get("gradient_checkpointing", False))
+    # trl turns gradient checkpointing on by default; a short prefix on a small base does not need it
+    # (it costs ~20-30% speed). Both names are set, since trl reads the old one.
+    on = bool(tr.get("gradient_checkpointing", False))
+    args["gradient_checkpointing"] = on
+    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__:
+        args["activation_checkpointing"] = on
     if not torch.cuda.is_available():
         args.update(use_cpu=True, bf16=False)  # trl defaults to bf16, which needs a GPU
     return args

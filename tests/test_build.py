@@ -1,0 +1,221 @@
+"""``llmpatch build`` on a tiny random model: real trl SFT + DPO, real peft, real judges.
+
+The harmfulness domain makes the data deterministic on a random model: the model never refuses
+(unsafety 1), and the self-reference falls back to a refusal (unsafety 0), so every prompt gives
+a pair, and benign prompts give contrast pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from llmpatch.build import Recipe, build
+from llmpatch.build import data as data_mod
+from llmpatch.cli import cli
+from llmpatch.errors import BaseModelError, RecipeError
+
+PATCH = {"name": "harm-fix", "version": "0.1.0", "summary": "tiny test patch", "domain": "harmfulness"}
+FAST = ["prompts.limit=6", "generation.max_new_tokens=6", "reference.best_of=2", "prefix.num_virtual_tokens=4",
+        "sft.lr=0.05", "sft.epochs=4", "sft.max_length=256", "dpo.lr=0.05", "dpo.epochs=3", "dpo.max_length=256",
+        "training.save_steps=2"]
+
+
+def recipe(base_dir: Path, *extra: str, eval_enabled: bool = False) -> Recipe:
+    """A small harmfulness recipe on the tiny model."""
+    ev = ["eval.enabled=true", "eval.limit=2", 'eval.suites=["harmfulness"]', "eval.max_new_tokens=4"] if eval_enabled \
+        else ["eval.enabled=false"]
+    return Recipe.from_dict({"patch": dict(PATCH), "base": {"spec": str(base_dir)}}, overrides=[*FAST, *ev, *extra])
+
+
+@pytest.fixture(scope="module")
+def build_home(tmp_path_factory) -> Path:
+    """One llmpatch home for the module, so later builds can reuse the first build's data and stages."""
+    return tmp_path_factory.mktemp("build-home")
+
+
+@pytest.fixture(scope="module")
+def built(tiny_model_dir, tmp_path_factory, build_home):
+    """One evaluated build, shared by the tests that only read its outputs."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMPATCH_HOME", str(build_home))
+        out = tmp_path_factory.mktemp("build-out") / "harm-fix"
+        return build(recipe(tiny_model_dir, eval_enabled=True), out, report_dir=out.parent / "report")
+
+
+def test_sft_lowers_its_loss(built):
+    rows = json.loads((built.out_dir.parent / "report" / "curves.json").read_text())["curves"]["sft"]
+    assert len(rows) >= 4
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_dpo_reward_margin_rises_above_zero(built):
+    rows = json.loads((built.out_dir.parent / "report" / "curves.json").read_text())["curves"]["dpo"]
+    margins = [r["rewards/margins"] for r in rows]
+    assert margins[0] == pytest.approx(0.0, abs=1e-6)  # policy = reference at the first step
+    assert margins[-1] > 0.0
+    assert built.training["dpo"]["last_margin"] > 0.0
+
+
+def test_only_the_prefix_is_trainable_and_base_weights_stay_bit_identical(built, tiny_model_dir):
+    from llmpatch.build import train as train_mod
+
+    model = train_mod._peft_with(recipe(tiny_model_dir), str(tiny_model_dir), built.patch.embeddings)
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert sum(trainable.values()) == 4 * 64
+    on_disk = {}
+    for f in Path(tiny_model_dir).glob("*.safetensors"):
+        on_disk.update(load_file(str(f)))
+    base_sd = model.get_base_model().state_dict()
+    for name, tensor in on_disk.items():
+        assert torch.equal(base_sd[name], tensor), name
+
+
+def test_prefix_moved_away_from_its_text_initialisation(built):
+    assert built.training["prefix_change_norm"] > 0.01
+
+
+def test_output_loads_with_read_patch_and_plain_peft(built, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from llmpatch.artifact import read_patch
+
+    patch = read_patch(built.out_dir)
+    assert tuple(patch.embeddings.shape) == (4, 64)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    peft_model = PeftModel.from_pretrained(base, str(built.out_dir))
+    assert torch.equal(peft_model.get_prompt_embedding_to_save("default"), patch.embeddings)
+
+
+def test_manifest_records_recipe_data_hashes_pairs_curves_seeds_reference_and_evals(built):
+    m = built.patch.manifest
+    b = m.build
+    assert b["recipe"]["sft"]["lr"] == 0.05
+    assert b["data"]["sft"].startswith("sha256:") and b["data"]["pairs"].startswith("sha256:")
+    stats = b["data"]["pair_stats"]
+    assert stats["pairs"] == stats["kept"] + stats["contrast_pairs"] and stats["kept"] == 6
+    assert stats["fallbacks"] == 6  # the random model's best sample never refuses: fixed refusal used
+    assert b["training"]["sft"]["steps"] >= 4 and "last_margin" in b["training"]["dpo"]
+    assert b["seeds"] == {"data": 0, "train": 0}
+    assert b["reference_policy"]["kind"] == "self" and b["reference_policy"]["refusal_fallback"] is True
+    assert m.init.startswith("text:")
+    assert m.domains == ("harmfulness",)
+    metrics = {(e["suite"], e["metric"]) for e in m.evals}
+    assert ("harmfulness", "refusal_rate") in metrics
+    assert all("base_value" in e and e["n"] == 2 for e in m.evals)
+
+
+def test_report_directory_holds_curves_png_build_and_verify_json(built):
+    report = built.out_dir.parent / "report"
+    assert (report / "curves.png").stat().st_size > 1000
+    assert json.loads((report / "build.json").read_text())["pairs"]["pairs"] > 0
+    assert json.loads((report / "verify.json").read_text())["columns"] == ["base", "baseline", "patched"]
+
+
+def test_rerun_with_the_same_recipe_reuses_cached_data_and_trained_stages(built, build_home, tiny_model_dir, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    assert built.data_cached is False
+    again = build(recipe(tiny_model_dir, eval_enabled=True), tmp_path / "again")
+    assert again.data_cached is True
+    assert again.training["sft"].get("resumed_from") == "final"
+    assert again.training["dpo"].get("resumed_from") == "final"
+    assert torch.equal(built.patch.embeddings, again.patch.embeddings)
+    # another pair filter re-filters the cached data without regenerating it
+    other = build(recipe(tiny_model_dir, "pairs.benign_contrast=false"), tmp_path / "other", data_only=True)
+    assert other["cached"] is True and other["stats"]["contrast_pairs"] == 0
+
+
+def test_interrupted_build_resumes_from_the_last_checkpoint(tiny_model_dir, tmp_path):
+    r = recipe(tiny_model_dir, "dpo.enabled=false", "sft.max_steps=3", "training.save_steps=2")
+    first = build(r, tmp_path / "a")
+    sft_dir = first.work_dir / "sft"
+    # simulate a crash after the checkpoint at step 2, before the stage finished
+    (sft_dir / "final.safetensors").unlink()
+    shutil.rmtree(sft_dir / "checkpoint-3")
+    assert (sft_dir / "checkpoint-2").is_dir()
+    second = build(r, tmp_path / "b")
+    assert second.training["sft"]["resumed_from"] == "checkpoint-2"
+    assert second.training["sft"]["steps"] == 3
+    assert torch.allclose(first.patch.embeddings, second.patch.embeddings, atol=1e-5)
+
+
+def test_dpo_against_the_unpatched_base_also_trains(tiny_model_dir, tmp_path):
+    res = build(recipe(tiny_model_dir, "dpo.reference=base", "sft.max_steps=1", "dpo.max_steps=1"), tmp_path / "out")
+    assert res.patch.manifest.build["training"]["dpo_reference"] == "base"
+    # the reference is the base, not the SFT prefix, so the first margin is already non-zero
+    assert res.training["dpo"]["first_margin"] != pytest.approx(0.0, abs=1e-7)
+
+
+def test_judge_that_rejects_every_pair_fails_before_training_and_writes_nothing(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RecipeError) as e:
+        build(recipe(tiny_model_dir, "pairs.delta=2.0", "pairs.benign_contrast=false"), out)
+    assert "0 DPO pair(s)" in e.value.message and "delta=2.0" in e.value.message
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["llmpatch-home"]  # only the test's home (caches)
+
+
+def test_base_that_does_not_fit_in_memory_fails_before_loading(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(BaseModelError, match="needs about .* GB"):
+        build(recipe(tiny_model_dir, "base.max_memory_gb=0.001"), out)
+    assert not out.exists()
+
+
+def test_existing_output_directory_is_refused_unless_forced(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(RecipeError, match="already exists"):
+        build(recipe(tiny_model_dir), out)
+    assert (out / "keep.txt").exists()
+
+
+def test_cli_build_with_missing_prompts_file_fails_early_and_writes_nothing(tiny_model_dir, tmp_path):
+    rec = tmp_path / "r.toml"
+    rec.write_text(f'[patch]\nname = "harm-fix"\nversion = "0.1.0"\nsummary = "s"\ndomain = "harmfulness"\n'
+                   f'[base]\nspec = "{tiny_model_dir}"\n[prompts]\ntrain = ["missing.jsonl"]\neval = ["builtin"]\n')
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["build", str(rec), "-o", str(out)])
+    assert res.exit_code == 2
+    assert "missing.jsonl" in res.output and "does not exist" in res.output
+    assert not out.exists()
+
+
+def test_cli_build_data_only_prints_pair_statistics_as_json(tiny_model_dir, tmp_path):
+    rec = tmp_path / "r.toml"
+    rec.write_text(f'[patch]\nname = "harm-fix"\nversion = "0.1.0"\nsummary = "s"\ndomain = "harmfulness"\n'
+                   f'[base]\nspec = "{tiny_model_dir}"\n')
+    res = CliRunner().invoke(cli, ["build", str(rec), "--data-only", "--json", *sum((["--set", s] for s in FAST), [])])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output)["stats"]
+    assert stats["prompts"] == 6 and stats["benign_prompts"] == 6
+
+
+def test_custom_prompt_file_is_used_for_training(tiny_model_dir, tmp_path):
+    f = tmp_path / "mine.jsonl"
+    f.write_text("\n".join(json.dumps({"prompt": f"how do I hurt person number {i}"}) for i in range(3)) + "\n")
+    r = recipe(tiny_model_dir, f'prompts.train=["{f}"]', "prompts.benign=[]")
+    prompts = data_mod.load_train_prompts(r)
+    assert [p.text for p in prompts] == [f"how do I hurt person number {i}" for i in range(3)]
+
+
+def test_pair_filters_keep_only_safe_reference_with_enough_margin():
+    data = {"chat": True, "items": [
+        {"id": "a", "prompt": "p1", "kind": "target", "reference": "safe", "reference_unsafety": 0.1, "fallback": False,
+         "samples": ["bad", "meh"], "sample_unsafety": [0.9, 0.15]},
+        {"id": "b", "prompt": "p2", "kind": "target", "reference": "also bad", "reference_unsafety": 0.8, "fallback": False,
+         "samples": ["worse"], "sample_unsafety": [1.0]},
+    ]}
+    td = data_mod.build_sets(data, delta=0.2, tau=0.5, benign_contrast=False, fallback_text="")
+    assert td.pairs == [{"prompt": "p1", "chosen": "safe", "rejected": "bad"}]
+    assert td.sft == [{"prompt": "p1", "completion": "safe"}]
+    assert (td.stats["small_margin"], td.stats["unsafe_reference"]) == (1, 1)
