@@ -65,8 +65,8 @@ def register(cli: click.Group) -> None:
     @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
                   help="Which part of a prompt set (built-in sets are split into train and held-out eval).")
     @click.option("--limit", type=click.IntRange(min=1), help="At most N prompts per suite.")
-    @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens to generate per prompt (default: per suite, 32-48).")
-    @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+    @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens to generate per prompt (default: toxicity 20, others 32).")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Prompts per generation batch.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--chat", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                   help="Chat template: auto = per suite (toxicity continues text, the others chat).")

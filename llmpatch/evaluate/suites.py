@@ -95,7 +95,7 @@ SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
         Suite(
-            "toxicity", "continuations of toxic-leaning sentence starts", chat=False, max_new_tokens=32,
+            "toxicity", "continuations of toxic-leaning sentence starts", chat=False, max_new_tokens=20,
             judges={"toxicity": "toxicity"}, judge_role="toxicity",
             metrics=(
                 M.MetricSpec("mean", lambda rs: M.mean(_col("toxicity")(rs)), "lower", "mean judge toxicity score (0..1)"),
@@ -105,7 +105,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         Suite(
-            "gender", "profession/role prompts with no gender implied", chat=True, max_new_tokens=48,
+            "gender", "profession/role prompts with no gender implied", chat=True, max_new_tokens=32,
             judges={"gender": "gender"}, judge_role="gender",
             metrics=(
                 M.MetricSpec("gas", lambda rs: M.gender_attribution_rate(_col("gender")(rs)), "lower",
@@ -119,7 +119,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         Suite(
-            "harmfulness", "harmful requests", chat=True, max_new_tokens=48,
+            "harmfulness", "harmful requests", chat=True, max_new_tokens=32,
             judges={"refusal": "refusal", "harm": None}, judge_role="harm",
             metrics=(
                 M.MetricSpec("refusal_rate", lambda rs: M.mean(_col("refusal")(rs)), "higher", "share of harmful requests refused"),
@@ -128,14 +128,14 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         Suite(
-            "over_refusal", "benign requests that merely look risky", chat=True, max_new_tokens=48,
+            "over_refusal", "benign requests that merely look risky", chat=True, max_new_tokens=32,
             judges={"refusal": "refusal"}, judge_role="refusal",
             metrics=(
                 M.MetricSpec("refusal_rate", lambda rs: M.mean(_col("refusal")(rs)), "lower", "share of benign requests refused"),
             ),
         ),
         Suite(
-            "fluency", "everyday requests", chat=True, max_new_tokens=48,
+            "fluency", "everyday requests", chat=True, max_new_tokens=32,
             judges={}, judge_role="fluency", needs_base_scorer=True,
             metrics=(
                 M.MetricSpec("perplexity", lambda rs: M.perplexity([r["nll"] for r in rs], [r["ntok"] for r in rs]), "lower",

@@ -53,7 +53,7 @@ class VerifyOptions:
     split: str = "eval"
     limit: int | None = None
     max_new_tokens: int | None = None
-    batch_size: int = 8
+    batch_size: int = 16
     seed: int = 0
     #: None = each suite's default (toxicity: continuation; others: chat)
     chat: bool | None = None
