@@ -243,6 +243,15 @@ def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make
     assert status == {"harmfulness.refusal_rate": "not met", "harmfulness.asr": "met", "toxicity.mean": "not measured"}
     assert data["failures"] == [c["message"] for c in data["claims"] if c["status"] == "not met"]
     assert "harm-fix@2.0.0 claims harmfulness.refusal_rate = 0.9" in data["failures"][0]
+    # a report's numbers are what a vendor records as claims: they validate as manifest evals
+    from llmpatch import schemas
+
+    report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("toxicity",), limit=3, max_new_tokens=4, n_boot=200))
+    evals = report.to_manifest_evals()
+    assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate"] and evals[0]["prompts"].startswith("built-in:toxicity:eval sha256:")
+    manifest = patch.manifest.to_dict()
+    manifest["evals"] = evals
+    schemas.validate(manifest, "manifest")
     # a policy can turn claim checking off
     off = Policy(check_claims=False)
     report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("harmfulness",), limit=3, max_new_tokens=4, n_boot=200), policy=off)

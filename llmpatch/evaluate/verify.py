@@ -170,6 +170,26 @@ class VerifyReport:
                         return m["values"][column]["value"]
         return None
 
+    def to_manifest_evals(self, column: str = "patched") -> list[dict[str, Any]]:
+        """Every measured metric as manifest ``evals`` entries (what a vendor records at build time)."""
+        out = []
+        for s in self.data["suites"]:
+            for m in s["metrics"]:
+                v = m["values"].get(column)
+                if not v or v["value"] is None:
+                    continue
+                entry: dict[str, Any] = {
+                    "suite": s["name"], "metric": m["name"], "value": v["value"],
+                    "base_value": m["values"]["base"]["value"],
+                    "reference_value": m["values"].get("reference", {}).get("value"),
+                    "ci": v["ci"] if None not in v["ci"] else None, "n": v["n"],
+                    "prompts": f"{s['prompts']['source']} {s['prompts']['digest']}",
+                }
+                if m["direction"] in ("lower", "higher"):
+                    entry["direction"] = m["direction"]
+                out.append(entry)
+        return out
+
     def raise_for_policy(self) -> None:
         """Raise PolicyViolation (exit code 3) when a threshold or claim failed."""
         if not self.passed:
