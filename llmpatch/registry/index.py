@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -82,20 +84,32 @@ class IndexEntry:
         )
 
 
-def _validated_marker(digest: str) -> Path:
-    return paths.cache_dir("index-validated") / digest
+def _view_path(digest: str) -> Path:
+    return paths.cache_dir("index-view") / f"{digest}.json"
+
+
+_VIEW_VERSION = 1
 
 
 class Index:
-    """A parsed, schema-valid registry index."""
+    """A parsed, schema-valid registry index.
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
+    ``search`` runs over compact rows (name, version, summary, domains, base, yanked); a patch's
+    full entries are parsed only when asked for. For index bytes this client has validated
+    before, rows and per-patch JSON come from a content-addressed cache (``cache/index-view/
+    <sha256 of the index bytes>.json``), so a 10,000-version index is searched without parsing
+    or re-validating all of it.
+    """
+
+    def __init__(self, data: dict[str, Any], *, blobs: dict[str, str] | None = None,
+                 rows: list[list[Any]] | None = None) -> None:
         self.schema_version: int = data["schema_version"]
         self.index_version: int = data["index_version"]
         self.updated: str = data["updated"]
         self.expires: str | None = data["expires"]
-        self._patches: dict[str, dict[str, Any]] = data["patches"]
+        self._parsed: dict[str, dict[str, Any]] = dict(data.get("patches") or {})
+        self._blobs = blobs  # name -> that patch's JSON text, parsed on demand
+        self._rows = rows
 
     # -- construction -------------------------------------------------------------------------
 
@@ -106,7 +120,11 @@ class Index:
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, source: str) -> "Index":
-        """Parse and schema-check index bytes (a content-addressed cache skips re-validating identical bytes)."""
+        """Parse and schema-check index bytes (identical bytes validated before come from the view cache)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        cached = _load_view(digest)
+        if cached is not None:
+            return cached
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -114,32 +132,25 @@ class Index:
         if isinstance(data, dict) and isinstance(data.get("schema_version"), int) and data["schema_version"] > SCHEMA_VERSION:
             raise SchemaError(f"{source} has schema_version {data['schema_version']}, newer than this llmpatch understands ({SCHEMA_VERSION})",
                               hint="upgrade llmpatch (pip install -U llmpatch)")
-        # Validating 10,000 entries with jsonschema takes seconds; bytes already validated by this
-        # client (same sha256) need not be validated again, which keeps `search` interactive.
-        marker = _validated_marker(hashlib.sha256(raw).hexdigest())
-        if not marker.exists():
-            schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish")
-            try:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-            except OSError:
-                pass  # the cache is an optimisation only
-        return cls(data)
+        schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish")
+        idx = cls(data)
+        idx._save_view(digest)
+        return idx
+
+    def _full(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "index_version": self.index_version, "updated": self.updated,
+                "expires": self.expires, "patches": {n: self._patch(n) for n in self.names()}}
 
     def to_bytes(self) -> bytes:
         """Canonical bytes, validated before they are written anywhere."""
-        schemas.validate(self._data, "index", what=f"registry index version {self.index_version}")
-        raw = (json.dumps(self._data, indent=1, sort_keys=True) + "\n").encode("utf-8")
-        try:  # just validated: spare this client validating the same bytes again on read
-            marker = _validated_marker(hashlib.sha256(raw).hexdigest())
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass
+        data = self._full()
+        schemas.validate(data, "index", what=f"registry index version {self.index_version}")
+        raw = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        self._save_view(hashlib.sha256(raw).hexdigest())  # just validated: readers of these bytes need not redo it
         return raw
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self._data))
+        return json.loads(json.dumps(self._full()))
 
     def next(self, *, expires: str | None) -> "Index":
         """A copy with the next index version, to be modified and written."""
@@ -151,25 +162,65 @@ class Index:
 
     def put(self, entry: IndexEntry) -> None:
         """Add or replace one version (used only on a copy from :meth:`next`)."""
-        self._patches.setdefault(entry.name, {"versions": {}})["versions"][entry.version] = entry.to_dict()
+        patch = self._patch(entry.name)
+        self._parsed[entry.name] = patch  # a new name starts with an empty version table
+        patch["versions"][entry.version] = entry.to_dict()
+        self._rows = None
+
+    # -- the view cache -------------------------------------------------------------------------
+
+    def _all_rows(self) -> list[list[Any]]:
+        """[name, version, summary, domains, base_fingerprint, yanked], by name then newest version."""
+        if self._rows is None:
+            rows = []
+            for name in self.names():
+                vs = self._patch(name)["versions"]
+                for v in sorted(vs, key=version_key, reverse=True):
+                    d = vs[v]
+                    rows.append([name, v, d["summary"], d["domains"], d["base_fingerprint"], d["yanked"]])
+            self._rows = rows
+        return self._rows
+
+    def _save_view(self, digest: str) -> None:
+        view = {"view_version": _VIEW_VERSION, "digest": digest,
+                "header": {"schema_version": self.schema_version, "index_version": self.index_version,
+                           "updated": self.updated, "expires": self.expires},
+                "rows": self._all_rows(),
+                "patches": {n: json.dumps(self._patch(n), separators=(",", ":"), sort_keys=True) for n in self.names()}}
+        target = _view_path(digest)
+        try:  # an optimisation only: failing to cache must not fail the read
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(view, f, separators=(",", ":"))
+            os.replace(tmp, target)
+        except OSError:
+            pass
 
     # -- queries ------------------------------------------------------------------------------
 
+    def _patch(self, name: str) -> dict[str, Any]:
+        if name not in self._parsed:
+            if self._blobs is None or name not in self._blobs:
+                return {"versions": {}}
+            self._parsed[name] = json.loads(self._blobs[name])
+        return self._parsed[name]
+
     def names(self) -> list[str]:
         """Every patch name, sorted."""
-        return sorted(self._patches)
+        return sorted(set(self._parsed) | set(self._blobs or ()))
 
     def has(self, name: str, version: str) -> bool:
-        return version in self._patches.get(name, {}).get("versions", {})
+        return version in self._patch(name)["versions"]
 
     def versions(self, name: str) -> list[IndexEntry]:
         """Every version of ``name`` (yanked included), newest first; [] when unknown."""
-        vs = self._patches.get(name, {}).get("versions", {})
+        vs = self._patch(name)["versions"]
         return [IndexEntry.from_dict(name, v, vs[v]) for v in sorted(vs, key=version_key, reverse=True)]
 
     def get(self, name: str, version: str) -> IndexEntry:
         """One version, or NotFoundError naming what exists."""
-        vs = self._patches.get(name, {}).get("versions", {})
+        vs = self._patch(name)["versions"]
         if version in vs:
             return IndexEntry.from_dict(name, version, vs[version])
         if not vs:
@@ -185,22 +236,18 @@ class Index:
         """Versions whose name, summary or domains contain every word of ``query`` (case-insensitive)."""
         words = query.lower().split()
         out: list[IndexEntry] = []
-        for name in sorted(self._patches):
-            vs = self._patches[name]["versions"]
-            lname = name.lower()
-            for version in sorted(vs, key=version_key, reverse=True):
-                d = vs[version]
-                if d["yanked"] and not include_yanked:
+        for name, version, summary, domains, fp, yanked in self._all_rows():
+            if yanked and not include_yanked:
+                continue
+            if domain is not None and domain not in domains:
+                continue
+            if base_fingerprint is not None and fp != base_fingerprint:
+                continue
+            if words:
+                hay = f"{name} {summary} {' '.join(domains)}".lower()
+                if not all(w in hay for w in words):
                     continue
-                if domain is not None and domain not in d["domains"]:
-                    continue
-                if base_fingerprint is not None and d["base_fingerprint"] != base_fingerprint:
-                    continue
-                if words:
-                    hay = " ".join((lname, d["summary"].lower(), " ".join(d["domains"])))
-                    if not all(w in hay for w in words):
-                        continue
-                out.append(IndexEntry.from_dict(name, version, d))
+            out.append(IndexEntry.from_dict(name, version, self._patch(name)["versions"][version]))
         return out
 
     def entries(self) -> Iterable[IndexEntry]:
@@ -209,4 +256,16 @@ class Index:
             yield from self.versions(name)
 
     def __len__(self) -> int:
-        return sum(len(p["versions"]) for p in self._patches.values())
+        return len(self._all_rows())
+
+
+def _load_view(digest: str) -> Index | None:
+    """The cached view of index bytes with this sha256, when this client validated them before."""
+    p = _view_path(digest)
+    try:
+        view = json.loads(p.read_bytes())
+        if view.get("view_version") != _VIEW_VERSION or view.get("digest") != digest:
+            return None
+        return Index({**view["header"], "patches": {}}, blobs=view["patches"], rows=view["rows"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing or unreadable cache: parse and validate the index itself
