@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from llmpatch.build import train as train_mod
 from llmpatch.build.recipe import Recipe
 from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
 
+log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 #: Memory beyond the weights a CPU build needs (activations, optimizer, tokenizer, judge), as a factor.
 MEMORY_FACTOR = 1.5
@@ -166,7 +168,11 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     from llmpatch.runtime import PatchedModel
 
     progress = progress or _no_progress
-    note = on_stage or (lambda stage, info: None)
+    def note(stage: str, info: dict[str, Any]) -> None:
+        log.info("build stage %s: %s", stage, json.dumps(info, default=str)[:2000])
+        if on_stage:
+            on_stage(stage, info)
+
     out = Path(out_dir)
     started = time.monotonic()
     timing: dict[str, float] = {}
@@ -210,6 +216,11 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
                                    title=f"{recipe['patch']['name']} {recipe['patch']['version']}")
     note("trained", result.summary())
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        # under `accelerate launch` every process trains its shard; only the main one evaluates and writes
+        return {"rank": PartialState().process_index, "training": result.summary()}
 
     p = recipe["patch"]
     init = f"text:{recipe['prefix']['init_text']}" if recipe["prefix"]["init"] == "text" else "random"
@@ -242,6 +253,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
             shutil.rmtree(stage_root, ignore_errors=True)
         evals = _evals_from_report(report)
         timing["eval_s"] = round(time.monotonic() - t0, 1)
+        note("evaluated", {"evals": [(e["suite"], e["metric"], e.get("base_value"), e.get("baseline_value"), e["value"])
+                                     for e in evals]})
     patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
     res = BuildResult(patch, out, work, td.stats, build_info["training"], evals, report, curves, timing, bool(data["cached"]))

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from llmpatch import ui
 
 
+@contextmanager
+def _progress(description: str, total: int) -> Iterator:
+    """A rich progress bar on a terminal; otherwise (logs, nohup) a log line every ~10%."""
+    if ui.err_console.is_terminal:
+        with ui.progress(description, total) as advance:
+            yield advance
+        return
+    state = {"done": 0, "next": max(1, total // 10), "t0": time.monotonic()}
+    log.info("%s: 0/%d", description, total)
+
+    def advance(n: int = 1) -> None:
+        state["done"] += n
+        if state["done"] >= state["next"] or state["done"] >= total:
+            state["next"] = state["done"] + max(1, total // 10)
+            log.info("%s: %d/%d (%.0f s)", description, state["done"], total, time.monotonic() - state["t0"])
+
+    yield advance
+
+
 def _fmt(v, nd: int = 3) -> str:
     return "" if v is None else f"{v:.{nd}g}" if isinstance(v, float) else str(v)
+
+
+log = logging.getLogger("llmpatch.build")
 
 
 def register(cli: click.Group) -> None:
@@ -64,7 +90,7 @@ def register(cli: click.Group) -> None:
                                      f"{s['pairs']} pairs ({s['kept']} of {s['candidates']} candidates kept, "
                                      f"{s['contrast_pairs']} benign contrast), mean margin {_fmt(s['mean_margin'])}")
 
-        result = build(recipe, out_dir or Path("."), force=force, progress=ui.progress, report_dir=report_dir,
+        result = build(recipe, out_dir or Path("."), force=force, progress=_progress, report_dir=report_dir,
                        use_cache=not no_cache, data_only=data_only, on_stage=stage)
         if data_only:
             if as_json:
