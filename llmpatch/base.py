@@ -212,14 +212,32 @@ def _check_no_pickle(model_dir: Path, label: str) -> None:
 
 
 def _hub_snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
-    from huggingface_hub import snapshot_download
+    """Resolve ``revision`` to a commit id, refuse pickle-only repos, download that commit's files."""
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+        GatedRepoError, LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
     )
 
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    where = f"{repo}{'@' + revision if revision else ''}"
     try:
+        try:
+            info = HfApi(endpoint=endpoint).model_info(repo, revision=revision)
+        except (OfflineModeIsEnabled, OSError):
+            info = None  # offline: a cached snapshot may still serve the request below
+        if info is not None:
+            names = [s.rfilename for s in info.siblings or []]
+            if not any(n.endswith(".safetensors") for n in names):
+                pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+                if pickles:
+                    raise UnsafeFormatError(
+                        f"{repo}@{info.sha} has weights only in pickle format ({', '.join(pickles)}); llmpatch loads "
+                        "safetensors only, since unpickling can run arbitrary code",
+                        hint="use a revision that has model.safetensors, or convert the checkpoint to safetensors",
+                    )
+            revision = info.sha  # download exactly the commit that was resolved
         folder = snapshot_download(
-            repo, revision=revision,
+            repo, revision=revision, endpoint=endpoint,
             allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"],
         )
     except RevisionNotFoundError:
@@ -231,7 +249,7 @@ def _hub_snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
         ) from None
     except LocalEntryNotFoundError:
         raise BaseModelError(
-            f"cannot download {repo}{'@' + revision if revision else ''}: the Hub is unreachable and it is not in the local cache",
+            f"cannot download {where}: the Hub is unreachable and it is not in the local cache",
             hint="connect to the Hub once, or pass a local directory / .gguf file as the base",
         ) from None
     path = Path(folder)
