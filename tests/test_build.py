@@ -219,3 +219,16 @@ def test_pair_filters_keep_only_safe_reference_with_enough_margin():
     assert td.pairs == [{"prompt": "p1", "chosen": "safe", "rejected": "bad"}]
     assert td.sft == [{"prompt": "p1", "completion": "safe"}]
     assert (td.stats["small_margin"], td.stats["unsafe_reference"]) == (1, 1)
+
+
+def test_another_model_can_be_the_reference_policy_only_its_text_is_used(tiny_model_dir, wide_tiny_model_dir, tmp_path):
+    from llmpatch import base as base_mod
+
+    r = recipe(tiny_model_dir, "reference.kind=model", f'reference.model="{wide_tiny_model_dir}"',
+               "reference.best_of=1", "reference.refusal_fallback=false", "pairs.delta=0.0", "pairs.min_pairs=1")
+    res = build(r, tmp_path / "out", data_only=True)
+    cached = data_mod.read_cached(res["data_key"])
+    assert cached["reference"]["kind"] == "model"
+    assert cached["reference"]["fingerprint"] == base_mod.identify(str(wide_tiny_model_dir)).fingerprint
+    assert cached["reference"]["fingerprint"] != cached["base"]
+    assert all(it["fallback"] is False for it in cached["items"])
