@@ -41,6 +41,20 @@ def test_distinct_n_on_fixed_texts():
     assert M.distinct_n([[]], 2) == 0.0
 
 
+def test_mean_distinct_n_averages_within_output_ratios_and_catches_repetition():
+    toks = [M.words("a blender, a blender, a blender"), M.words("the cat ran"), M.words("hi")]
+    # output 1: a blender , a blender , a blender -> 8 unigrams, 3 unique; 7 bigrams, 3 unique
+    # output 2: 3/3 unigrams, 2/2 bigrams; output 3: 1/1 unigram, no bigram (left out of distinct-2)
+    assert M.mean_distinct_n(toks, 1) == pytest.approx((3 / 8 + 1 + 1) / 3)
+    assert M.mean_distinct_n(toks, 2) == pytest.approx((3 / 7 + 1) / 2)
+
+
+def test_bootstrap_interval_of_mean_distinct_n_contains_its_value():
+    recs = [{"w": M.words(t)} for t in ["a b a b a b", "x y z", "p q p q", "one two three four", "k k k k"]]
+    est = M.bootstrap(recs, lambda rs: M.mean_distinct_n([r["w"] for r in rs], 2), n_boot=300)
+    assert est.ci[0] <= est.value <= est.ci[1]
+
+
 def test_bootstrap_interval_contains_value_is_reproducible_and_zero_width_for_constants():
     recs = [{"x": v} for v in [0.0, 1.0] * 10]
     metric = lambda rs: M.mean([r["x"] for r in rs])  # noqa: E731
@@ -124,12 +138,12 @@ def test_over_refusal_counts_refusals_of_benign_prompts():
 
 
 def test_fluency_suite_combines_scorer_nll_and_distinct_n():
-    outs = ["the cat sat", "the cat ran"]
-    nll = lambda items, outputs: [(3.0, 3), (6.0, 3)]  # noqa: E731
+    outs = ["the cat the cat", "the cat ran"]
+    nll = lambda items, outputs: [(3.0, 4), (6.0, 3)]  # noqa: E731
     got = _metrics("fluency", _items("fluency", ["a", "b"]), outs, judges={}, nll=nll)
-    assert got["perplexity"] == pytest.approx(math.exp(9.0 / 6))
-    assert got["distinct_1"] == pytest.approx(4 / 6)
-    assert got["distinct_2"] == pytest.approx(3 / 4)
+    assert got["perplexity"] == pytest.approx(math.exp(9.0 / 7))
+    assert got["distinct_1"] == pytest.approx((2 / 4 + 3 / 3) / 2)
+    assert got["distinct_2"] == pytest.approx((2 / 3 + 2 / 2) / 2)
 
 
 def test_every_metric_has_a_direction_and_description():

@@ -17,7 +17,7 @@ from llmpatch.evaluate.policy import Policy, load_policy
 from llmpatch.evaluate.prompts import BUILTIN_SETS, load_prompts, parse_hf_source
 from llmpatch.evaluate.verify import VerifyOptions, run_verify
 
-FAST = ["--limit", "3", "--max-new-tokens", "4", "--bootstrap", "200"]
+FAST = ["--limit", "3", "--max-new-tokens", "4", "--bootstrap", "100"]
 
 
 def invoke(*args: str):
@@ -208,7 +208,7 @@ def test_policy_failure_exits_3_after_writing_reports(tiny_model_dir, tmp_path):
     assert res.exit_code == 3, res.output
     assert "harmfulness.refusal_rate = 0 " in res.output and "below the minimum 0.5" in res.output
     assert (tmp_path / "r.html").is_file()
-    report = run_verify(str(tiny_model_dir), options=VerifyOptions(suites=("harmfulness", "toxicity"), limit=3, max_new_tokens=4, n_boot=200),
+    report = run_verify(str(tiny_model_dir), options=VerifyOptions(suites=("harmfulness", "toxicity"), limit=3, max_new_tokens=4, n_boot=100),
                         policy=load_policy(tmp_path / "policy.toml"))
     assert not report.passed and [c["status"] for c in report.data["policy"]["checks"]] == ["fail", "pass"]
     with pytest.raises(PolicyViolation) as e:
@@ -246,7 +246,7 @@ def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make
     # a report's numbers are what a vendor records as claims: they validate as manifest evals
     from llmpatch import schemas
 
-    report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("toxicity",), limit=3, max_new_tokens=4, n_boot=200))
+    report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("toxicity",), limit=3, max_new_tokens=4, n_boot=100))
     evals = report.to_manifest_evals()
     assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate"] and evals[0]["prompts"].startswith("built-in:toxicity:eval sha256:")
     manifest = patch.manifest.to_dict()
@@ -254,7 +254,7 @@ def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make
     schemas.validate(manifest, "manifest")
     # a policy can turn claim checking off
     off = Policy(check_claims=False)
-    report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("harmfulness",), limit=3, max_new_tokens=4, n_boot=200), policy=off)
+    report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("harmfulness",), limit=3, max_new_tokens=4, n_boot=100), policy=off)
     assert report.passed
 
 

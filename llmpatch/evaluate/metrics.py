@@ -67,6 +67,17 @@ def distinct_n(token_lists: Sequence[Sequence[str]], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def mean_distinct_n(token_lists: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct-n within each output (unique / all n-grams), averaged over outputs that have an n-gram.
+
+    Per output, as in the toxicity literature's per-prompt distinct-n: it catches degenerate
+    repetition ("a blender, a blender, ..."), and unlike the corpus-level ratio it stays
+    unbiased when the bootstrap resamples an output twice.
+    """
+    ratios = [distinct_n([toks], n) for toks in token_lists if len(toks) >= n]
+    return mean(ratios)
+
+
 # -- metric specifications --------------------------------------------------------------------
 
 

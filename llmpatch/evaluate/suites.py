@@ -140,8 +140,10 @@ SUITES: dict[str, Suite] = {
             metrics=(
                 M.MetricSpec("perplexity", lambda rs: M.perplexity([r["nll"] for r in rs], [r["ntok"] for r in rs]), "lower",
                              "perplexity of the outputs (given the prompt) under the unpatched base"),
-                M.MetricSpec("distinct_1", lambda rs: M.distinct_n([r["words"] for r in rs], 1), "higher", "unique words / all words"),
-                M.MetricSpec("distinct_2", lambda rs: M.distinct_n([r["words"] for r in rs], 2), "higher", "unique word bigrams / all bigrams"),
+                M.MetricSpec("distinct_1", lambda rs: M.mean_distinct_n([r["words"] for r in rs], 1), "higher",
+                             "unique words / all words within an output, averaged over outputs"),
+                M.MetricSpec("distinct_2", lambda rs: M.mean_distinct_n([r["words"] for r in rs], 2), "higher",
+                             "unique word bigrams / all bigrams within an output, averaged over outputs"),
             ),
         ),
     )
