@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 
 from llmpatch.errors import AlreadyPublishedError, IntegrityError, LockTimeoutError, RegistryError, SignatureError
 from llmpatch.registry.base import RegistryBase, RegistryConfig
-from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry
+from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry, raw_digest
 from llmpatch.signing import SigningKey
 
 LOCK_TIMEOUT_S = 120.0
@@ -198,9 +198,7 @@ class LocalRegistry(RegistryBase):
 
 
 def _sig_matches(raw: bytes, sig: bytes) -> bool:
-    import hashlib
-
     try:
-        return json.loads(sig).get("payload_sha256") == hashlib.sha256(raw).hexdigest()
+        return json.loads(sig).get("payload_sha256") == raw_digest(raw)
     except (json.JSONDecodeError, AttributeError):
         return True  # malformed: let signature verification report it
