@@ -8,10 +8,12 @@ and verify it into the store, verify and compose the new stack, and switch gener
     python benchmarks/bench_resolve.py [--repeat 7] [--budget-ms 200]
 
 Prints medians of: the registry's index read, the resolve alone, the whole install (index
-reads, resolve, fetch + verify, stack check, generation switch, lock file), and the install
-without the time spent inside the registry's ``index()`` and ``Index.versions()`` (parsing the
-~12 MB index and building 10,000 entries is the registry's cost; an install reads the index
-twice: once to resolve, once inside ``fetch``). Exits 1 when the latter exceeds the budget.
+reads, resolve, fetch + verify, stack check, generation switch, lock file), the install without
+the time spent inside the registry's ``index()`` and ``Index.versions()``, and the first install
+in a process that has not parsed this index yet (as ``llmpatch install`` runs: the on-disk view
+cache is warm, the in-process one empty). An install reads the index twice (to resolve, then
+inside ``fetch``); both reads verify signature and freshness on the raw bytes, the second reuses
+the parse. Exits 1 when the end-to-end install median exceeds the budget.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         template = Environment.create(work / "template" / ".llmpatch", base_spec, registry=reg.url)
 
         t0 = time.perf_counter()
-        idx = reg.index()  # first read: JSON Schema validation of 10,000 entries, then cached
+        idx = reg.index()  # first read in this process: the view cache was written (validated) with the bytes
         cold = time.perf_counter() - t0
         assert len(idx) == N_VERSIONS, len(idx)
 
@@ -118,6 +120,25 @@ def main(argv: list[str] | None = None) -> int:
                 in_index[0] += time.perf_counter() - t
 
         Index.versions = timed_versions
+        from llmpatch.registry.index import forget_parsed
+
+        def install(proj_name: str) -> float:
+            proj = work / proj_name
+            shutil.copytree(template.project_dir, proj)
+            env = Environment(proj / ".llmpatch")
+            t0 = time.perf_counter()
+            with env.transaction("bench install"):
+                plan = ops.plan_install(env, reg, [spec], command="llmpatch install tox-fix@3.4", registry_url=reg.url)
+                gen = ops.apply(env, plan, lambda url: reg)
+            took = time.perf_counter() - t0
+            assert gen is not None and [p.id for p in gen.patches] == ["tox-fix@3.4.99"]
+            return took
+
+        fresh_times = []
+        for i in range(ns.repeat):
+            forget_parsed()  # as in a new `llmpatch install` process: parse from the view cache
+            fresh_times.append(install(f"fresh-{i}"))
+
         read_times, resolve_times, install_times, own_times = [], [], [], []
         for i in range(ns.repeat):
             t0 = time.perf_counter()
@@ -129,18 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             resolve_times.append(time.perf_counter() - t0)
             assert entry.version == "3.4.99", entry.version
 
-            proj = work / f"run-{i}"
-            shutil.copytree(template.project_dir, proj)
-            env = Environment(proj / ".llmpatch")
             in_index[0] = 0.0
-            t0 = time.perf_counter()
-            with env.transaction("bench install"):
-                plan = ops.plan_install(env, reg, [spec], command="llmpatch install tox-fix@3.4", registry_url=reg.url)
-                gen = ops.apply(env, plan, lambda url: reg)
-            total = time.perf_counter() - t0
+            total = install(f"run-{i}")
             install_times.append(total)
             own_times.append(total - in_index[0])
-            assert gen is not None and [p.id for p in gen.patches] == ["tox-fix@3.4.99"]
 
         def ms(xs: list[float]) -> float:
             return statistics.median(xs) * 1000
@@ -148,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         med_install, med_own = ms(install_times), ms(own_times)
         print(f"index: {N_VERSIONS} versions of tox-fix ({(reg.root / 'index.json').stat().st_size / 1e6:.1f} MB); "
               f"request tox-fix@3.4 -> 3.4.99; medians of {ns.repeat} runs")
-        print(f"  first index read (incl. one-time schema validation): {cold * 1000:7.1f} ms")
+        print(f"  first index read (view cache written by to_bytes):  {cold * 1000:7.1f} ms")
         print(f"  registry index read + versions('tox-fix'):           {ms(read_times):7.1f} ms")
         print(f"  resolve (resolvelib + policy, ~6,500 candidates):     {ms(resolve_times):7.1f} ms")
         print(f"  install end to end (resolve, fetch+verify, stack check, generation switch, lock file): {med_install:7.1f} ms")
-        print(f"  install excluding the registry's index() and versions(): {med_own:5.1f} ms (budget {ns.budget_ms:.0f} ms)")
-        return 0 if med_own <= ns.budget_ms else 1
+        print(f"  install excluding the registry's index() and versions(): {med_own:5.1f} ms")
+        print(f"  first install in a process that has not parsed the index (view cache warm): {ms(fresh_times):7.1f} ms")
+        ok = med_install <= ns.budget_ms
+        print(f"{'PASS' if ok else 'FAIL'}: install end to end {med_install:.1f} ms (budget {ns.budget_ms:.0f} ms)")
+        return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

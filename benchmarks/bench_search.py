@@ -2,8 +2,9 @@
 
 Builds a synthetic, schema-valid index (1,000 patches x 10 versions, signed) in a temp dir and
 prints how long the search takes: the first read (which schema-validates every entry once),
-then warm searches as `llmpatch search` runs them (open registry, read + verify the index
-signature and freshness, search), and the whole CLI process for reference.
+then warm searches (open registry, read + verify the index signature and freshness, search):
+in one process (the parsed index is reused by content sha256) and as each `llmpatch search`
+process runs them (only the on-disk view cache is warm), and the whole CLI process for reference.
 
     python benchmarks/bench_search.py [--versions 10000]
 """
@@ -77,6 +78,14 @@ def main() -> None:
             t0 = time.perf_counter()
             hits = open_registry(str(root)).index().search("toxicity 12")
             times.append(time.perf_counter() - t0)
+        from llmpatch.registry.index import forget_parsed
+
+        fresh = []  # as each `llmpatch search` process does: nothing parsed yet, the view cache warm
+        for i in range(args.repeat):
+            forget_parsed()
+            t0 = time.perf_counter()
+            open_registry(str(root)).index().search("toxicity 12")
+            fresh.append(time.perf_counter() - t0)
         every = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -94,10 +103,13 @@ def main() -> None:
         print(f"first read by a new client (parse + schema-validate all entries + build the view cache): {first * 1000:.0f} ms")
         print(f"search 'toxicity 12' ({len(hits)} hits), warm, median of {args.repeat}: {statistics.median(times) * 1000:.1f} ms "
               f"(max {max(times) * 1000:.1f} ms)")
+        print(f"search 'toxicity 12', index not yet parsed in this process (view cache warm), median of {args.repeat}: "
+              f"{statistics.median(fresh) * 1000:.1f} ms (max {max(fresh) * 1000:.1f} ms)")
         print(f"search '' (all {len(all_hits)} unyanked versions), median of 5: {statistics.median(every) * 1000:.1f} ms")
         print(f"whole `llmpatch search` process (python start-up + imports + search): {cli_s * 1000:.0f} ms")
-        verdict = "PASS" if statistics.median(times) < 0.2 else "FAIL"
-        print(f"{verdict}: warm search under 200 ms")
+        # Judged on the search as a new process runs it (it cannot reuse another process's parse).
+        verdict = "PASS" if max(statistics.median(times), statistics.median(fresh)) < 0.2 else "FAIL"
+        print(f"{verdict}: search under 200 ms (in-process and as a new process, view cache warm)")
 
 
 if __name__ == "__main__":
