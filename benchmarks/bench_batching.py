@@ -38,6 +38,7 @@ def main() -> int:
         t0 = time.perf_counter()
         outputs[bs] = pm.generate(prompts, config=GenerationConfig(**cfg, batch_size=bs))
         timings[bs] = time.perf_counter() - t0
+        print(f"batch size {bs}: {timings[bs]:.1f} s", flush=True)
     same = sum(a == b for a, b in zip(outputs[1], outputs[args.batch_size]))
     ratio = timings[1] / timings[args.batch_size]
     print(f"model {pm.info.id}, {len(prompts)} prompts x {args.tokens} new tokens, torch threads {torch.get_num_threads()}")
