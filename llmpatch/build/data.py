@@ -63,13 +63,6 @@ def load_train_prompts(recipe: Any) -> list[TrainPrompt]:
     return out
 
 
-def load_eval_items(recipe: Any, suite: str) -> list[PromptItem]:
-    """Held-out prompts for a build-time evaluation suite (the eval split)."""
-    srcs = recipe["prompts"].get("eval") or ["builtin"]
-    src = srcs[0] if suite == recipe.domain else "builtin"
-    return load_prompts(suite, None if src in ("builtin", "default") else src, "eval", limit=recipe["eval"].get("limit"))
-
-
 # -- scoring ----------------------------------------------------------------------------------
 
 
