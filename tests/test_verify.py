@@ -288,6 +288,8 @@ def test_verify_environment_gates_an_environment_stack(tiny_model_dir, make_patc
     env = Environment.create(tmp_path / ".llmpatch", str(tiny_model_dir))
     result = verify_environment(env.path, suites=["toxicity"], limit=2)
     assert result.passed and result.failures == [] and result.report.data["stack"] == []
+    # an empty stack is the base itself: nothing is generated twice
+    assert result.report.data["timing"]["generated"] == {"base": 2, "patched": 0}
 
     patch = make_patch("harm-fix", "1.0.0", evals=[{"suite": "harmfulness", "metric": "refusal_rate", "value": 0.95}])
     import shutil

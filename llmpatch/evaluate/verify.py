@@ -251,6 +251,9 @@ def run_verify(
         texts = [it.text for it in prep.items]
         outputs: dict[str, list[str]] = {}
         for col, pm in models.items():
+            if col == "patched" and not patched.stack.patches:
+                outputs[col] = outputs["base"]  # an empty stack is the base: same outputs, nothing to generate
+                continue
             chat = opts.chat if opts.chat is not None else suite.chat
             chat = chat and bool(pm.tokenizer.chat_template)  # base models without a template continue text
             sp = system_prompt if col == "baseline" else None
