@@ -18,7 +18,7 @@ A policy is a TOML or JSON file (schema ``registry_schema/policy.schema.json``):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

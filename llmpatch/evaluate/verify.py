@@ -202,10 +202,6 @@ def _nullcontext_progress(description: str, total: int):
     return contextlib.nullcontext(lambda n=1: None)
 
 
-def _judges_for(prepared: PreparedSuite) -> dict[str, Judge]:
-    return prepared.judges
-
-
 def run_verify(
     base: str,
     patches: Sequence[str | Path] = (),
