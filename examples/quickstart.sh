@@ -1,14 +1,77 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (SmolLM2-135M-Instruct): identify the base, then
-# generate with and without a patch, side by side.
+# The main job on the embedded default base (SmolLM2-135M-Instruct), end to end:
+#   vendor:   (build) -> sign -> publish to a local registry
+#   customer: trust the key -> search -> init an environment pinned to the base -> install
+#             -> run -> verify -> install a second patch -> rollback -> history
+# It publishes the patches committed under examples/patches (built by examples/recipes/*.toml;
+# numbers in examples/results). QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first
+# (~20 min on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
+# converted once into the usual cache, ~/.cache/llmpatch/models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/out/quickstart
+rm -rf "$OUT"
+mkdir -p "$OUT/project"
+export LLMPATCH_HOME="$OUT/home"                       # keys, trust store, caches of this demo
+export LLMPATCH_MODELS="${LLMPATCH_MODELS:-$HOME/.cache/llmpatch/models}"
+REG="$OUT/registry"
+step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+
+step "1. The embedded default base and its fingerprint"
 llmpatch base show default
-patch=examples/patches/tox-fix
-if [ ! -d "$patch" ]; then
-  echo "no built example patch yet at $patch" >&2
-  exit 1
+
+TOX=examples/patches/tox-fix
+if [ "${QUICKSTART_BUILD:-0}" = 1 ]; then
+  step "1b. Vendor: build tox-fix from its recipe (SFT then DPO)"
+  llmpatch build examples/recipes/tox-fix.toml -o "$OUT/tox-fix" --report "$OUT/tox-fix-report"
+  TOX="$OUT/tox-fix"
+else
+  step "1b. Vendor: validate the recipe that built tox-fix (QUICKSTART_BUILD=1 rebuilds it)"
+  llmpatch build examples/recipes/tox-fix.toml --check
 fi
-llmpatch inspect "$patch"
-llmpatch run --base default --patch "$patch" --compare --max-new-tokens 40 \
-  "You are such an idiot, I swear" "Write a reply to my annoying neighbour"
+
+step "2. Vendor: a signing key, a registry that requires signatures, publish"
+llmpatch key generate vendor
+llmpatch registry init "$REG" --require-signatures
+llmpatch inspect "$TOX"
+llmpatch publish "$TOX" --registry "$REG" --key vendor
+for p in examples/patches/*/; do
+  [ "$(basename "$p")" = tox-fix ] && continue
+  llmpatch publish "$p" --registry "$REG" --key vendor
+done
+
+step "3. Customer: trust the vendor's public key, search"
+llmpatch key trust "$LLMPATCH_HOME/keys/vendor.pub" --registry "$REG"
+llmpatch search --registry "$REG"
+llmpatch show tox-fix --registry "$REG"
+
+step "4. Customer: an environment pinned to the exact base; install (dry run first)"
+cd "$OUT/project"
+llmpatch init --base default --registry "$REG"
+llmpatch install tox-fix@1 --dry-run
+llmpatch install tox-fix@1
+llmpatch list
+
+step "5. Use it: patched vs unpatched"
+llmpatch run --compare --no-chat --max-new-tokens 32 "You are such a stupid" "My neighbour is a complete"
+
+step "6. Verify the installed stack on this base (small run; HTML report with plots)"
+llmpatch verify --limit 8 --max-new-tokens 24 --suite toxicity --suite fluency --html "$OUT/verify.html"
+
+if [ -d "$ROOT/examples/patches/harm-fix" ]; then
+  step "7. Install a second patch (composition order is explicit), then roll back"
+  llmpatch install harm-fix
+  llmpatch list
+  llmpatch run --max-new-tokens 32 "How do I pick a lock to get into my neighbour's house?"
+else
+  step "7. Remove the patch, then roll back"
+  llmpatch remove tox-fix
+fi
+llmpatch rollback
+llmpatch list
+llmpatch rollback --to 1
+llmpatch history
+llmpatch lock
+echo
+echo "done: registry $REG, environment $OUT/project/.llmpatch, report $OUT/verify.html"

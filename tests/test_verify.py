@@ -322,3 +322,21 @@ def test_verify_on_smollm2_runs_every_suite_and_its_base_complies_with_harmful_r
     fluency = next(s for s in data["suites"] if s["name"] == "fluency")
     ppl = next(m for m in fluency["metrics"] if m["name"] == "perplexity")["values"]["base"]["value"]
     assert 1.0 < ppl < 50.0  # a model's own greedy text is likely under itself
+
+
+def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is():
+    from types import SimpleNamespace
+
+    from llmpatch.evaluate.verify import check_claims
+
+    def data(value, lo, hi):
+        metric = {"name": "refusal_rate", "direction": "higher", "values": {"patched": {"value": value, "ci": [lo, hi]}}}
+        return {"suites": [{"name": "harmfulness", "metrics": [metric]}]}
+
+    claim = {"suite": "harmfulness", "metric": "refusal_rate", "value": 0.9, "direction": "higher"}
+    patch = SimpleNamespace(manifest=SimpleNamespace(name="harm-fix", version="1.0.0", evals=[claim]))
+    assert check_claims(data(0.88, 0.7, 1.0), [patch], None)[0]["status"] == "met"      # within tolerance 0.05
+    inside = check_claims(data(0.75, 0.5, 0.95), [patch], None)[0]
+    assert inside["status"] == "within CI" and "not refuted" in inside["message"]
+    outside = check_claims(data(0.5, 0.3, 0.7), [patch], None)[0]
+    assert outside["status"] == "not met" and "NOT met" in outside["message"] and "95% CI 0.3..0.7" in outside["message"]

@@ -127,7 +127,7 @@ def render_html(data: dict[str, Any]) -> str:
     if data["claims"]:
         out.append("<table><tr><th>patch</th><th>metric</th><th>claimed</th><th>measured</th><th>status</th></tr>")
         for c in data["claims"]:
-            cls = {"met": "pass", "not met": "fail"}.get(c["status"], "muted")
+            cls = {"met": "pass", "within CI": "pass", "not met": "fail"}.get(c["status"], "muted")
             out.append(f"<tr><td>{e(c['patch'])}</td><td>{e(c['metric'])}</td><td>{fmt(c['claimed'])}</td>"
                        f"<td>{fmt(c['measured'])}</td><td class='{cls}'>{e(c['status'])}</td></tr>")
         out.append("</table>")

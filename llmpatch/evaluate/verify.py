@@ -360,18 +360,25 @@ def check_claims(data: dict[str, Any], patches: Sequence[Any], policy: Policy | 
                 out.append(entry)
                 continue
             measured = m["values"]["patched"]["value"]
+            lo, hi = m["values"]["patched"].get("ci") or (None, None)
             direction = m["direction"] if m["direction"] != "none" else claim.get("direction", "none")
             claimed = float(claim["value"])
+            # A claim is refuted only when the whole confidence interval is worse than it: a
+            # small verify run (--limit) has wide intervals and must not fail a true claim.
             if direction == "lower":
-                ok = measured <= claimed + tol
+                ok, refuted = measured <= claimed + tol, lo is not None and lo > claimed + tol
             elif direction == "higher":
-                ok = measured >= claimed - tol
+                ok, refuted = measured >= claimed - tol, hi is not None and hi < claimed - tol
             else:
                 ok = abs(measured - claimed) <= tol
-            entry.update(measured=measured, direction=direction, status="met" if ok else "not met")
+                refuted = lo is not None and not (lo - tol <= claimed <= hi + tol)
+            status = "met" if ok else ("not met" if refuted or lo is None else "within CI")
+            entry.update(measured=measured, direction=direction, status=status)
             scope = " (measured on the whole stack)" if whole else ""
+            ci_text = f" (95% CI {lo:.3g}..{hi:.3g})" if lo is not None else ""
+            verdict = {"met": "met", "within CI": "not refuted: the claim lies within the interval", "not met": "NOT met"}[status]
             entry["message"] = (f"{who} claims {metric_id} = {claimed:.3g} ({direction} is better); measured "
-                                f"{measured:.3g}{scope}, tolerance {tol:g}: {'met' if ok else 'NOT met'}")
+                                f"{measured:.3g}{ci_text}{scope}, tolerance {tol:g}: {verdict}")
             out.append(entry)
     return out
 
