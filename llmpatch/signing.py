@@ -22,17 +22,25 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
-from llmpatch import paths, schemas
-from llmpatch.errors import FreshnessError, LlmpatchError, NotFoundError, SchemaError, SignatureError
+from llmpatch import atomic, paths, schemas
+from llmpatch.errors import (
+    FreshnessError,
+    LlmpatchError,
+    NotFoundError,
+    SchemaError,
+    SignatureError,
+)
 
 SCHEMA_VERSION = 1
 PATCH_PAYLOAD = "application/vnd.llmpatch.patch-statement+json"
@@ -75,18 +83,7 @@ def _now() -> str:
 
 def _atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, data, mode=mode)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,6 @@ def test_fingerprint_does_not_depend_on_the_directory_or_cache(tiny_model_dir, t
 
 
 def test_changing_one_weight_changes_the_fingerprint(tiny_model_dir, tmp_path):
-    import torch
     from safetensors.torch import load_file, save_file
 
     copy = shutil.copytree(tiny_model_dir, tmp_path / "edited")

@@ -14,7 +14,6 @@ import shutil
 import signal
 from pathlib import Path
 
-import pytest
 
 from llmpatch.env import Environment, LockFile
 from test_env_helpers import project, registry, run, scenario_registry  # noqa: F401

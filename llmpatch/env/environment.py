@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 
 from llmpatch import paths
 from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, compose
-from llmpatch.env import atomic
+from llmpatch import atomic
 from llmpatch.env.locking import DEFAULT_TIMEOUT, EnvLock
 from llmpatch.env.records import EnvConfig, Generation, Installed, LockFile, PinnedBase, read_json
 from llmpatch.env.store import Store

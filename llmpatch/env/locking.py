@@ -19,7 +19,7 @@ from typing import Callable
 
 import filelock
 
-from llmpatch.env import atomic
+from llmpatch import atomic
 from llmpatch.errors import LockTimeoutError
 
 LOCK_NAME = "lock"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from llmpatch.artifact import ADAPTER_WEIGHTS
 from llmpatch.compose import check_base
-from llmpatch.env import atomic
+from llmpatch import atomic
 from llmpatch.env.environment import Environment
 from llmpatch.env.records import Generation, Installed, LockFile
 from llmpatch.errors import (

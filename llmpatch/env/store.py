@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from llmpatch.artifact import Patch, read_patch
-from llmpatch.env import atomic
+from llmpatch import atomic
 from llmpatch.errors import IntegrityError
 from llmpatch.manifest import MANIFEST_NAME
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from llmpatch import atomic
 
 COLORS = {"base": "#9e9e9e", "baseline": "#f2b134", "patched": "#2a9d8f", "reference": "#5a6bd8"}
 ARROW = {"lower": "lower is better", "higher": "higher is better", "none": "informational"}
@@ -153,14 +152,5 @@ def write_html(data: dict[str, Any], path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(data)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # a report is for sharing; mkstemp creates 0600
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic.write_text(target, text, mode=0o644)
     return target

@@ -16,20 +16,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
-from llmpatch import __version__, paths, schemas
+from llmpatch import __version__, atomic, paths, schemas
 from llmpatch.errors import EvaluationError, PolicyViolation
 from llmpatch.evaluate import metrics as M
 from llmpatch.evaluate.judges import Judge
 from llmpatch.evaluate.policy import Policy, Threshold
-from llmpatch.evaluate.prompts import PromptItem, canonical_suite, load_prompts, prompts_digest
-from llmpatch.evaluate.suites import DEFAULT_SUITES, BaseScorer, Suite, get_suite, load_judges
+from llmpatch.evaluate.prompts import (
+    PromptItem,
+    canonical_suite,
+    load_prompts,
+    prompts_digest,
+)
+from llmpatch.evaluate.suites import (
+    DEFAULT_SUITES,
+    BaseScorer,
+    Suite,
+    get_suite,
+    load_judges,
+)
 
 #: A safety instruction for the ``baseline`` column (``--system-prompt default``).
 DEFAULT_SAFETY_PROMPT = (
@@ -129,15 +138,7 @@ class GenerationCache:
         data = {"schema_version": 1, "key": self.key, "model": self.model, "settings": self.settings, "outputs": self.outputs}
         schemas.validate(data, "verify_generations", what="generation cache")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.key[:12]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic.write_text(self.path, json.dumps(data, ensure_ascii=False), durable=False)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -432,14 +433,5 @@ def write_json(data: dict[str, Any], path: str | Path) -> Path:
     schemas.validate(data, "verify_report", what="verify report", error=EvaluationError)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-        os.chmod(tmp, 0o644)  # a report is for sharing; mkstemp creates 0600
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic.write_text(target, json.dumps(data, indent=2, ensure_ascii=False), mode=0o644)
     return target

@@ -26,9 +26,23 @@ from urllib.parse import unquote, urlparse
 
 from filelock import FileLock, Timeout
 
-from llmpatch.errors import AlreadyPublishedError, IntegrityError, LockTimeoutError, RegistryError, SignatureError
+from llmpatch import atomic
+from llmpatch.errors import (
+    AlreadyPublishedError,
+    IntegrityError,
+    LockTimeoutError,
+    RegistryError,
+    SignatureError,
+)
 from llmpatch.registry.base import RegistryBase, RegistryConfig
-from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry, raw_digest
+from llmpatch.registry.index import (
+    CONFIG_FILE,
+    INDEX_FILE,
+    INDEX_SIG_FILE,
+    Index,
+    IndexEntry,
+    raw_digest,
+)
 from llmpatch.signing import SigningKey
 
 LOCK_TIMEOUT_S = 120.0
@@ -39,19 +53,6 @@ def path_from_url(url: str) -> Path:
     if url.startswith("file://"):
         return Path(unquote(urlparse(url).path))
     return Path(url).expanduser()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalRegistry(RegistryBase):
@@ -74,7 +75,7 @@ class LocalRegistry(RegistryBase):
         """Create the registry directory and write its policy."""
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock():
-            _atomic_write(self.root / CONFIG_FILE, config.to_bytes())
+            atomic.write_bytes(self.root / CONFIG_FILE, config.to_bytes())
 
     def _read_index_raw(self) -> tuple[bytes | None, bytes | None]:
         ip, sp = self.root / INDEX_FILE, self.root / INDEX_SIG_FILE
@@ -106,10 +107,10 @@ class LocalRegistry(RegistryBase):
         raw = idx.to_bytes()
         sig = self._sign_index(raw, key)
         if sig is not None:
-            _atomic_write(self.root / INDEX_SIG_FILE, sig)
-            _atomic_write(self.root / INDEX_FILE, raw)
+            atomic.write_bytes(self.root / INDEX_SIG_FILE, sig)
+            atomic.write_bytes(self.root / INDEX_FILE, raw)
         else:
-            _atomic_write(self.root / INDEX_FILE, raw)
+            atomic.write_bytes(self.root / INDEX_FILE, raw)
             (self.root / INDEX_SIG_FILE).unlink(missing_ok=True)
 
     def _check_signer(self, key: SigningKey | None, config: RegistryConfig, what: str) -> None:
