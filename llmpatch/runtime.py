@@ -91,6 +91,9 @@ class PatchedModel:
 
     def _tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         enc = [self.tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
+        # an empty prompt still needs one position to predict from: start it with BOS (else EOS)
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else next(iter(self.eos_ids))
+        enc = [e or [start] for e in enc]
         width = max(1, max(len(e) for e in enc))
         ids = torch.full((len(enc), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(enc), width), dtype=torch.long)

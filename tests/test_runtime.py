@@ -135,3 +135,12 @@ def test_run_refuses_a_patch_for_another_base(make_patch, other_tiny_model_dir, 
     p = make_patch(base_dir=other_tiny_model_dir)
     r = CliRunner().invoke(cli, ["run", "--base", str(tiny_model_dir), "--patch", str(p.path), "hello"])
     assert r.exit_code == 1 and "was built for base" in r.output and "hint:" in r.output
+
+
+def test_an_empty_prompt_generates_from_bos_like_any_other(tiny_model_dir):
+    pm = llmpatch.load(str(tiny_model_dir))
+    bos = pm.tokenizer.bos_token
+    out = pm.generate(["", "hello"], chat=False, max_new_tokens=6, min_new_tokens=6)
+    assert out[0] == pm.generate([bos], chat=False, max_new_tokens=6, min_new_tokens=6)[0]
+    logits, _ = pm.logits([""])
+    assert logits.shape[1] == 1 and torch.isfinite(logits).all()
