@@ -324,7 +324,7 @@ def test_verify_on_smollm2_runs_every_suite_and_its_base_complies_with_harmful_r
     assert 1.0 < ppl < 50.0  # a model's own greedy text is likely under itself
 
 
-def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is():
+def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is(tiny_model_dir):
     from types import SimpleNamespace
 
     from llmpatch.evaluate.verify import check_claims
@@ -340,3 +340,9 @@ def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is(
     assert inside["status"] == "within CI" and "not refuted" in inside["message"]
     outside = check_claims(data(0.5, 0.3, 0.7), [patch], None)[0]
     assert outside["status"] == "not met" and "NOT met" in outside["message"] and "95% CI 0.3..0.7" in outside["message"]
+    # every status is a valid report (the report is schema-checked before it is written)
+    from llmpatch import schemas
+
+    report = run_verify(str(tiny_model_dir), [], options=VerifyOptions(suites=("toxicity",), limit=2, max_new_tokens=2, n_boot=50)).to_dict()
+    report["claims"] = [check_claims(data(v, lo, hi), [patch], None)[0] for v, lo, hi in [(0.88, 0.7, 1.0), (0.75, 0.5, 0.95), (0.5, 0.3, 0.7)]]
+    schemas.validate(report, "verify_report")
