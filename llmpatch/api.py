@@ -19,20 +19,26 @@ def load(
     *,
     dtype: torch.dtype = torch.float32,
     device: str | None = None,
-    max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS,
+    max_virtual_tokens: int | None = None,
     env: str | Path | None = None,
 ) -> PatchedModel:
     """Load ``base`` (a spec or a LoadedBase) with ``patches`` applied in the given order.
 
     Every patch is verified (schema, sha256 of every file, safetensors) and must have been built
     for this exact base (same fingerprint) before anything runs. ``env=`` (a project directory
-    or its ``.llmpatch``) loads that environment's pinned base and current stack instead.
+    or its ``.llmpatch``) loads that environment's pinned base and current stack instead, under
+    the environment's virtual-token budget. ``max_virtual_tokens`` defaults to 256.
     """
     if env is not None:
-        from llmpatch.env import current_stack
+        from llmpatch.env import Environment, find_env
 
-        spec, dirs = current_stack(Path(env))
-        base, patches = (base if isinstance(base, base_mod.LoadedBase) else spec), [*dirs, *patches]
+        environment = Environment(find_env(Path(env)))
+        base = base if isinstance(base, base_mod.LoadedBase) else environment.base.spec
+        patches = [*environment.patch_dirs(), *patches]
+        if max_virtual_tokens is None:
+            max_virtual_tokens = environment.config.max_virtual_tokens
+    if max_virtual_tokens is None:
+        max_virtual_tokens = DEFAULT_MAX_VIRTUAL_TOKENS
     loaded_patches = [p if isinstance(p, Patch) else read_patch(p) for p in patches]
     loaded = base if isinstance(base, base_mod.LoadedBase) else base_mod.load(base, dtype=dtype, device=device)
     stack = compose(loaded_patches, loaded.info.to_ref(), max_virtual_tokens=max_virtual_tokens)

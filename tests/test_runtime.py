@@ -144,3 +144,19 @@ def test_an_empty_prompt_generates_from_bos_like_any_other(tiny_model_dir):
     assert out[0] == pm.generate([bos], chat=False, max_new_tokens=6, min_new_tokens=6)[0]
     logits, _ = pm.logits([""])
     assert logits.shape[1] == 1 and torch.isfinite(logits).all()
+
+
+def test_load_of_an_environment_applies_its_stack_under_its_own_budget(make_patch, tiny_model_dir, tmp_path):
+    from llmpatch.env import Environment
+    from llmpatch.errors import CompositionError
+
+    Environment.create(tmp_path / "proj" / ".llmpatch", str(tiny_model_dir), registry=str(tmp_path / "reg"),
+                             max_virtual_tokens=8)
+    extra = make_patch("bias-fix", tokens=5)
+    assert llmpatch.load(env=tmp_path / "proj").num_virtual_tokens == 0
+    with pytest.raises(CompositionError, match="over the budget of 8"):
+        llmpatch.load(env=tmp_path / "proj", patches=[extra.path, make_patch("tox-fix", tokens=5).path])
+    assert llmpatch.load(env=tmp_path / "proj", patches=[extra.path]).num_virtual_tokens == 5
+    r = CliRunner().invoke(cli, ["run", "--env", str(tmp_path / "proj"), "--max-new-tokens", "3", "--json", "hello"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["stack"] == "(no patches)"

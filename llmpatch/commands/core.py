@@ -99,9 +99,8 @@ def register(cli: click.Group) -> None:
         from llmpatch.runtime import GenerationConfig, PatchedModel
 
         patches: list = list(patch_dirs)
-        if base_spec is None and not patches:
-            base_spec, patches = _env_stack(env_dir)
-        model = llmpatch.load(base_spec or "default", patches)
+        env = _find_env(env_dir) if base_spec is None and not patches else None
+        model = llmpatch.load(env=env) if env is not None else llmpatch.load(base_spec or "default", patches)
         cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature,
                                top_p=top_p, seed=seed)
         outs = model.generate(list(prompts), chat=chat, system_prompt=system_prompt, config=cfg)
@@ -127,18 +126,14 @@ def register(cli: click.Group) -> None:
                 ui.console.print(o)
 
 
-def _env_stack(env_dir: Path | None) -> tuple[str | None, list]:
-    """The current environment's (base spec, patch dirs), or (None, []) when there is none."""
-    try:
-        from llmpatch.env import current_stack
-    except ImportError:
-        return None, []
+def _find_env(env_dir: Path | None) -> Path | None:
+    """The environment to run: ``--env``, else one found from the cwd, else None (plain base)."""
+    from llmpatch.env import find_env
     from llmpatch.errors import LlmpatchError
 
     try:
-        spec, dirs = current_stack(env_dir)
+        return find_env(env_dir)
     except LlmpatchError:
         if env_dir is not None:
             raise
-        return None, []
-    return spec, list(dirs)
+        return None
