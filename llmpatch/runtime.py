@@ -41,16 +41,26 @@ class GenerationConfig:
 
 
 class PatchedModel:
-    """A base model with a patch stack applied. ``stack`` may be empty (the unpatched base)."""
+    """A base model with a patch stack applied. ``stack`` may be empty (the unpatched base).
 
-    def __init__(self, base: LoadedBase, stack: PatchStack | None = None) -> None:
+    ``prefix`` (``num_virtual_tokens x hidden``) applies a bare, unsaved prefix instead of a stack:
+    a build uses it to compare its checkpoints before writing the chosen one.
+    """
+
+    def __init__(self, base: LoadedBase, stack: PatchStack | None = None, *, prefix: torch.Tensor | None = None) -> None:
         self.base = base
         self.model = base.model
         self.tokenizer = base.tokenizer
+        if stack is not None and prefix is not None:
+            raise ValueError("give a patch stack or a bare prefix, not both")
         self.stack = stack or PatchStack((), base.info.to_ref())
         param = next(self.model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        prefix = self.stack.prefix(self.dtype)
+        if prefix is not None:
+            hidden = self.model.get_input_embeddings().weight.shape[-1]
+            if prefix.ndim != 2 or prefix.shape[-1] != hidden:
+                raise ValueError(f"a prefix must be num_virtual_tokens x {hidden}, got {tuple(prefix.shape)}")
+        prefix = prefix.to(self.dtype) if prefix is not None else self.stack.prefix(self.dtype)
         self.prefix = prefix.to(self.device) if prefix is not None else None
         self._prefix_cache: Any = None
         # transformers 5.2x renamed ``past_key_values`` to ``cache`` (old name deprecated)

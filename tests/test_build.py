@@ -232,3 +232,86 @@ def test_another_model_can_be_the_reference_policy_only_its_text_is_used(tiny_mo
     assert cached["reference"]["fingerprint"] == base_mod.identify(str(wide_tiny_model_dir)).fingerprint
     assert cached["reference"]["fingerprint"] != cached["base"]
     assert all(it["fallback"] is False for it in cached["items"])
+
+
+# -- checkpoint selection on validation prompts -----------------------------------------------
+
+
+@pytest.mark.parametrize("total,n,steps", [(18, 4, [5, 9, 14, 18]), (3, 5, [1, 2, 3]), (1, 1, [1]), (10, 1, [10])])
+def test_snapshot_steps_are_evenly_spaced_and_end_at_the_final_step(total, n, steps):
+    from llmpatch.build.train import snapshot_steps
+
+    assert snapshot_steps(total, n) == steps
+
+
+def test_selection_chooses_the_lowest_score_and_ties_go_to_the_later_candidate():
+    from llmpatch.build.select import Candidate, choose
+
+    t = torch.zeros(1, 2)
+    a, b, c, d = (Candidate(n, "dpo", i, t) for i, n in enumerate("abcd"))
+    a.target, a.benign = 0.2, 0.3   # 0.5
+    b.target, b.benign = 0.1, 0.2   # 0.3
+    c.target, c.benign = 0.3, 0.0   # 0.3, later: wins the tie
+    d.target, d.benign = 0.0, 0.4   # 0.4
+    assert choose([a, b, c, d]) is c
+    assert choose([a, b, d]) is b
+    e = Candidate("e", "dpo", 9, t)  # not scored: never chosen
+    assert choose([a, e]) is a
+
+
+def test_build_with_selection_scores_sft_and_dpo_snapshots_and_writes_the_chosen_one(tiny_model_dir, tmp_path,
+                                                                                    monkeypatch, build_home):
+    from llmpatch.build.train import _load_prefix, snapshot_steps
+
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    r = recipe(tiny_model_dir, "select.enabled=true", "select.snapshots=3", "select.limit=3", "select.max_new_tokens=4")
+    res = build(r, tmp_path / "out")
+    sel = res.patch.manifest.build["selection"]
+    dpo_steps = res.training["dpo"]["steps"]
+    names = [c["name"] for c in sel["candidates"]]
+    assert names == ["sft"] + [f"dpo step {s}" for s in snapshot_steps(dpo_steps, 3)]
+    assert sel["prompts"]["target"] == 3 and sel["prompts"]["benign"] == 3
+    for c in sel["candidates"]:
+        assert 0.0 <= c["target_unsafety"] <= 1.0 and 0.0 <= c["benign_refusal"] <= 1.0
+        assert c["score"] == pytest.approx(c["target_unsafety"] + c["benign_refusal"], abs=1e-4)
+    best = min(c["score"] for c in sel["candidates"])
+    assert sel["name"] == [c["name"] for c in sel["candidates"] if c["score"] <= best + 1e-9][-1]
+    assert res.training["selected"]["name"] == sel["name"]
+    # the written prefix is the chosen candidate's, bit for bit
+    if sel["stage"] == "sft":
+        chosen = _load_prefix(res.work_dir / "sft" / "final.safetensors")
+    else:
+        chosen = _load_prefix(next(res.work_dir.glob(f"dpo-*/snapshots/step-{sel['step']:05d}.safetensors")))
+    assert torch.equal(res.patch.embeddings, chosen)
+    # the same recipe with the same SFT settings reused the module's trained SFT stage
+    assert res.training["sft"].get("resumed_from") == "final"
+
+
+def test_only_dpo_settings_changed_reuses_the_trained_sft_stage(built, build_home, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    res = build(recipe(tiny_model_dir, "dpo.beta=0.2", "dpo.max_steps=2"), tmp_path / "out")
+    assert res.training["sft"].get("resumed_from") == "final"
+    assert "resumed_from" not in res.training["dpo"] and res.training["dpo"]["steps"] == 2
+    assert res.work_dir == built.work_dir  # one SFT stage, two DPO stages beside each other
+    assert len(list(res.work_dir.glob("dpo-*"))) >= 2
+
+
+def test_selection_without_validation_prompts_fails_before_training_and_writes_nothing(tiny_model_dir, tmp_path):
+    only_train = tmp_path / "val.jsonl"
+    only_train.write_text('{"prompt": "a harmful request", "split": "train"}\n')
+    out = tmp_path / "out"
+    with pytest.raises(RecipeError, match="select.prompts source .*no prompts in split 'validation'"):
+        build(recipe(tiny_model_dir, "select.enabled=true", f'select.prompts=["{only_train}"]'), out)
+    assert not out.exists()
+
+
+def test_selection_on_training_prompts_is_refused(tiny_model_dir, tmp_path):
+    from llmpatch.evaluate.prompts import load_prompts
+
+    trained = load_prompts("harmfulness", None, "train")[0].text
+    f = tmp_path / "val.txt"
+    f.write_text(trained + "\n")
+    out = tmp_path / "out"
+    with pytest.raises(RecipeError, match="also training prompts"):
+        build(recipe(tiny_model_dir, "select.enabled=true", f'select.prompts=["{f}"]'), out)
+    assert not out.exists()

@@ -28,18 +28,26 @@ def invoke(*args: str):
 
 
 @pytest.mark.parametrize("suite", BUILTIN_SETS)
-def test_builtin_sets_have_enough_prompts_split_into_disjoint_train_and_eval(suite):
+def test_builtin_sets_have_enough_prompts_split_into_disjoint_train_validation_and_eval(suite):
     train, ev, every = (load_prompts(suite, split=s) for s in ("train", "eval", "all"))
     assert len(every) >= 40 and len(ev) >= 16 and len(train) >= 24
-    assert len(train) + len(ev) == len(every)
-    assert not {p.text for p in train} & {p.text for p in ev}
+    val = load_prompts(suite, split="validation") if suite != "fluency" else []
+    assert len(train) + len(val) + len(ev) == len(every)
+    texts = [{p.text.lower() for p in s} for s in (train, val, ev)]
+    assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
     assert len({p.id for p in every}) == len(every)
+
+
+@pytest.mark.parametrize("suite,n", [("harmfulness", 24), ("over_refusal", 24), ("toxicity", 16), ("gender", 8)])
+def test_validation_splits_for_checkpoint_selection(suite, n):
+    assert len(load_prompts(suite, split="validation")) == n
 
 
 def test_gender_eval_split_holds_out_whole_professions():
     train = {p.meta["profession"] for p in load_prompts("gender", split="train")}
+    val = {p.meta["profession"] for p in load_prompts("gender", split="validation")}
     ev = load_prompts("gender", split="eval")
-    assert not train & {p.meta["profession"] for p in ev}
+    assert not train & {p.meta["profession"] for p in ev} and not val & (train | {p.meta["profession"] for p in ev})
     assert {p.meta["stereotype"] for p in ev} == {"male", "female"}
     assert not re.search(r"\b(he|she|his|her)\b", " ".join(p.text.lower() for p in ev))
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, ContextManager
 
 from llmpatch import __version__, paths
 from llmpatch.build import data as data_mod
+from llmpatch.build import select as select_mod
 from llmpatch.build import train as train_mod
 from llmpatch.build.recipe import Recipe
 from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
@@ -52,13 +53,15 @@ class BuildResult:
     curves: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     data_cached: bool = False
+    selection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         m = self.patch.manifest
         return {"patch": {"name": m.name, "version": m.version, "path": str(self.out_dir),
                           "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
                 "pairs": self.stats, "training": self.training, "evals": self.evals, "curves": self.curves,
-                "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir)}
+                "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir),
+                "selection": self.selection}
 
 
 # -- pre-flight checks ------------------------------------------------------------------------
@@ -113,11 +116,24 @@ def check_output(out_dir: Path, force: bool) -> None:
 # -- the build --------------------------------------------------------------------------------
 
 
-def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> Path:
-    blob = {"data": data_key, "sets": td.digest(), "tool": 1,
-            "train": {k: recipe.data[k] for k in ("prefix", "sft", "dpo", "seeds", "training")}}
+def _snapshots(recipe: Recipe) -> int:
+    return int(recipe["select"]["snapshots"]) if recipe["select"]["enabled"] else 0
+
+
+def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple[Path, str]:
+    """The build's work directory (SFT stage) and the name of its DPO stage directory.
+
+    SFT is keyed by what changes SFT, and DPO by its own settings inside it, so builds that
+    differ only in ``dpo.*`` (or in snapshots for selection) reuse one trained SFT stage.
+    """
+    dpo_on = recipe["dpo"].get("enabled", True)
+    blob = {"data": data_key, "sets": td.digest(), "tool": 2,
+            "train": {k: recipe.data[k] for k in ("prefix", "sft", "seeds", "training")},
+            "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    return paths.cache_dir("build-runs") / key[:24]
+    dpo_blob = {"dpo": recipe.data["dpo"], "snapshots": _snapshots(recipe) if dpo_on else 0}
+    dpo_key = hashlib.sha256(json.dumps(dpo_blob, sort_keys=True).encode()).hexdigest()
+    return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
 
 
 def _evals_from_report(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -205,22 +221,35 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
                              fallback_text=recipe["reference"]["fallback_text"])
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.get("min_pairs", 1), judge=recipe["judge"]["name"])
-    work = _work_dir(recipe, data["key"], td)
+    work, dpo_dir = _work_dir(recipe, data["key"], td)
+    validation = None
+    if recipe["select"]["enabled"]:
+        # checked before training: validation prompts exist and are not trained on
+        validation = select_mod.load_validation(recipe)
+        select_mod.check_disjoint(recipe, [*validation[0], *validation[1]], {p.text for p in prompts})
     if data_only:
         return {"data_key": data["key"], "cached": data["cached"], "stats": td.stats, "work_dir": str(work)}
 
     # 3. training (checkpointed in the work directory)
     t0 = time.monotonic()
-    result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress)
+    result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress, dpo_dir=dpo_dir,
+                             snapshots=_snapshots(recipe))
     timing["train_s"] = round(time.monotonic() - t0, 1)
-    curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
-                                   title=f"{recipe['patch']['name']} {recipe['patch']['version']}")
-    note("trained", result.summary())
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
-        # under `accelerate launch` every process trains its shard; only the main one evaluates and writes
+        # under `accelerate launch` every process trains its shard; only the main one selects, evaluates and writes
         return {"rank": PartialState().process_index, "training": result.summary()}
+    selection = None
+    if validation is not None:
+        # 3b. checkpoint selection on validation prompts (never the held-out eval split)
+        t0 = time.monotonic()
+        selection = select_mod.select(recipe, result, model.base, scorer, {p.text for p in prompts}, progress=progress)
+        timing["select_s"] = round(time.monotonic() - t0, 1)
+        note("selected", {k: selection[k] for k in ("name", "candidates")})
+    curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
+                                   title=f"{recipe['patch']['name']} {recipe['patch']['version']}")
+    note("trained", result.summary())
 
     p = recipe["patch"]
     init = f"text:{recipe['prefix']['init_text']}" if recipe["prefix"]["init"] == "text" else "random"
@@ -235,6 +264,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
         "training": {**result.summary(), "trainer": "trl SFTTrainer + DPOTrainer", "dpo_reference": recipe["dpo"]["reference"],
                      "dpo_beta": recipe["dpo"]["beta"]},
     }
+    if selection is not None:
+        build_info["selection"] = selection
     meta = dict(name=p["name"], version=p["version"], summary=p["summary"], domains=[_domain_tag(recipe.domain)],
                 base=info.to_ref(), build=build_info, requires=p.get("requires") or {}, conflicts=p.get("conflicts") or {},
                 license=p.get("license", "apache-2.0"), init=init, description=p.get("description"),
@@ -257,7 +288,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
                                      for e in evals]})
     patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
-    res = BuildResult(patch, out, work, td.stats, build_info["training"], evals, report, curves, timing, bool(data["cached"]))
+    res = BuildResult(patch, out, work, td.stats, build_info["training"], evals, report, curves, timing, bool(data["cached"]),
+                      selection)
     if report_dir:
         _write_report(Path(report_dir), res, recipe)
     return res

@@ -80,6 +80,9 @@ def defaults(domain: str) -> dict[str, Any]:
         "dpo": _stage(0.005, 2, 4, 96, beta=0.1, reference="sft", enabled=True),
         "seeds": {"data": 0, "train": 0},
         "training": {"save_steps": 10, "gradient_checkpointing": False},
+        "select": {"enabled": False, "snapshots": 4, "include_sft": True, "prompts": ["builtin"],
+                   "benign": ["builtin"] if domain == "harmfulness" else [], "limit": None, "max_new_tokens": 32,
+                   "batch_size": 8},
         "eval": {"enabled": True, "suites": list(DOMAIN_EVAL_SUITES[domain]), "limit": None, "system_prompt": None,
                  "batch_size": 8},
     }
@@ -201,23 +204,25 @@ class Recipe:
         if d["reference"]["kind"] == "model" and not d["reference"].get("model"):
             raise RecipeError(f"{self.source}: reference.kind is 'model' but reference.model is not set",
                               hint="name M' (a Hub id, directory or .gguf file), or use kind = \"self\"")
-        for section in ("train", "eval", "benign"):
-            for i, src in enumerate(d["prompts"].get(section) or []):
+        sections = [("prompts", s, d["prompts"].get(s) or []) for s in ("train", "eval", "benign")]
+        sections += [("select", s, d["select"].get(s) or []) for s in ("prompts", "benign")]
+        for table, section, sources in sections:
+            for i, src in enumerate(sources):
                 if src in ("builtin", "default"):
                     continue
                 if src.startswith("hf:"):
                     try:
                         parse_hf_source(src)
                     except Exception as exc:
-                        raise RecipeError(f"{self.source}: prompts.{section}[{i}] {src!r}: {exc}") from None
+                        raise RecipeError(f"{self.source}: {table}.{section}[{i}] {src!r}: {exc}") from None
                     continue
                 path_text = src.partition("#")[0]
                 path = Path(path_text).expanduser()
                 if not path.is_absolute() and root is not None and (root / path).exists():
                     path = root / path
-                    d["prompts"][section][i] = str(path) + (src[len(path_text):])
+                    sources[i] = str(path) + (src[len(path_text):])
                 if not path.is_file():
-                    raise RecipeError(f"{self.source}: prompt file {path_text!r} (prompts.{section}) does not exist",
+                    raise RecipeError(f"{self.source}: prompt file {path_text!r} ({table}.{section}) does not exist",
                                       hint="give a .jsonl/.csv/.txt file (relative to the recipe or the working "
                                       "directory), 'builtin', or hf:<dataset-id>")
         from llmpatch.evaluate.judges import parse_judge_spec

@@ -46,6 +46,10 @@ class TrainResult:
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     resumed: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: ``(stage, step, file)`` of the prefix snapshots taken for checkpoint selection, in step order.
+    snapshots: list[tuple[str, int, Path]] = field(default_factory=list)
+    #: The candidate checkpoint selection chose (``{"stage", "step", ...}``), when it ran.
+    selected: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """Compact numbers for the manifest: first/last loss, final reward margin, steps."""
@@ -67,6 +71,8 @@ class TrainResult:
                 s["resumed_from"] = self.resumed[stage]
             out[stage] = s
         out["prefix_change_norm"] = round(float((self.embeddings - self.init_embeddings).norm()), 4)
+        if self.selected is not None:
+            out["selected"] = {k: self.selected[k] for k in ("name", "stage", "step")}
         return out
 
 
@@ -171,6 +177,39 @@ def _progress_callback(advance: Callable[[int], None]) -> Any:
     return _Advance()
 
 
+def snapshot_steps(total: int, n: int) -> list[int]:
+    """``n`` steps evenly spaced over ``1..total``, the last being ``total``: (18, 4) -> [5, 9, 14, 18]."""
+    total = max(1, int(total))
+    n = max(1, min(int(n), total))
+    return sorted({max(1, math.ceil(total * (i + 1) / n)) for i in range(n)})
+
+
+def _snapshot_callback(out_dir: Path, n: int) -> Any:
+    """Saves the prefix at ``n`` evenly spaced steps to ``out_dir/step-NNNNN.safetensors``."""
+    from transformers import TrainerCallback
+
+    class _Snapshot(TrainerCallback):
+        steps: set[int] = set()
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: D401
+            self.steps = set(snapshot_steps(state.max_steps, n))
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: D401
+            if state.global_step in self.steps and state.is_world_process_zero and model is not None:
+                emb = model.get_prompt_embedding_to_save("default")
+                _save_tensor(out_dir / f"step-{state.global_step:05d}.safetensors", emb)
+
+    return _Snapshot()
+
+
+def read_snapshots(out_dir: Path, stage: str) -> list[tuple[str, int, Path]]:
+    """The snapshots a stage saved, in step order."""
+    if not out_dir.is_dir():
+        return []
+    found = [(stage, int(f.stem.split("-")[1]), f) for f in out_dir.glob("step-*.safetensors")]
+    return sorted(found, key=lambda s: s[1])
+
+
 def _prepare_trainer(trainer: Any, advance: Callable[[int], None]) -> None:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -192,14 +231,20 @@ def _load_prefix(path: Path) -> torch.Tensor:
     return load_file(str(path))[TENSOR]
 
 
-def _save_stage(out_dir: Path, emb: torch.Tensor, rows: list[dict[str, float]], seconds: float) -> None:
+def _save_tensor(path: Path, emb: torch.Tensor) -> None:
+    """Write one prefix atomically (temporary file, then rename)."""
     from safetensors.torch import save_file
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".final.safetensors.tmp"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     save_file({TENSOR: emb.detach().cpu().contiguous()}, str(tmp))
+    tmp.replace(path)
+
+
+def _save_stage(out_dir: Path, emb: torch.Tensor, rows: list[dict[str, float]], seconds: float) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "curve.json").write_text(json.dumps({"rows": rows, "seconds": seconds}, indent=1))
-    tmp.replace(out_dir / "final.safetensors")  # written last: its presence means the stage is complete
+    _save_tensor(out_dir / "final.safetensors", emb)  # written last: its presence means the stage is complete
 
 
 def _read_stage(out_dir: Path) -> tuple[torch.Tensor, list[dict[str, float]], float] | None:
@@ -244,12 +289,11 @@ def _check_rows(trainer: Any, given: int, stage: str) -> int:
     return used
 
 
-def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool, work: Path,
-            progress: ProgressFactory) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
+            progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
 
-    out = work / "sft"
     done = _read_stage(out)
     if done is not None:
         return done[0], done[1], done[2], "final"
@@ -263,6 +307,8 @@ def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool
     t0 = time.monotonic()
     with progress("SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows))) as advance:
         _prepare_trainer(trainer, advance)
+        if snapshots:
+            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
         trainer.train(resume_from_checkpoint=resume)
     seconds = time.monotonic() - t0
     emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
@@ -273,13 +319,12 @@ def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool
     return emb, rows_out, seconds, (Path(resume).name if resume else None)
 
 
-def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, work: Path,
-            progress: ProgressFactory) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
+            progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
     """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
     from peft import set_peft_model_state_dict
     from trl import DPOConfig, DPOTrainer
 
-    out = work / "dpo"
     done = _read_stage(out)
     if done is not None:
         return done[0], done[1], done[2], "final"
@@ -301,6 +346,8 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
     with progress(f"DPO (beta {recipe['dpo']['beta']}, reference {recipe['dpo']['reference']})",
                   _expected_steps(recipe, "dpo", len(pairs))) as advance:
         _prepare_trainer(trainer, advance)
+        if snapshots:
+            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
         trainer.train(resume_from_checkpoint=resume)
     seconds = time.monotonic() - t0
     emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
@@ -312,8 +359,13 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
 
 
 def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
-          work: Path, *, progress: ProgressFactory | None = None) -> TrainResult:
-    """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves."""
+          work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0) -> TrainResult:
+    """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves.
+
+    The SFT stage lives in ``work/sft`` and DPO in ``work/<dpo_dir>``, so builds that differ only
+    in DPO settings share one SFT stage. With ``snapshots``, the last stage saves that many prefix
+    snapshots (evenly spaced) for checkpoint selection.
+    """
     progress = progress or _no_progress
     _quiet()
     work.mkdir(parents=True, exist_ok=True)
@@ -321,13 +373,16 @@ def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: l
     curves: dict[str, list[dict[str, float]]] = {}
     resumed: dict[str, str] = {}
     seconds: dict[str, float] = {}
+    dpo = bool(recipe["dpo"].get("enabled", True))
     try:
-        sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work, progress)
+        sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work / "sft", progress,
+                                                            snapshots=0 if dpo else snapshots)
         if r:
             resumed["sft"] = r
         emb = sft_emb
-        if recipe["dpo"].get("enabled", True):
-            emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work, progress)
+        if dpo:
+            emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work / dpo_dir,
+                                                            progress, snapshots=snapshots)
             if r:
                 resumed["dpo"] = r
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
@@ -337,7 +392,9 @@ def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: l
     if not torch.isfinite(emb).all():
         raise LlmpatchError("training diverged: the prefix holds NaN or infinite values",
                             hint="lower sft.lr / dpo.lr and rebuild (delete the work directory to start over)")
-    return TrainResult(emb, sft_emb, init, curves, resumed, seconds)
+    last = "dpo" if dpo else "sft"
+    shots = read_snapshots((work / (dpo_dir if dpo else "sft")) / "snapshots", last) if snapshots else []
+    return TrainResult(emb, sft_emb, init, curves, resumed, seconds, shots)
 
 
 def save_curves(result: TrainResult, out_dir: Path, title: str = "") -> dict[str, str]:
@@ -359,6 +416,12 @@ def save_curves(result: TrainResult, out_dir: Path, title: str = "") -> dict[str
     axes[2].plot([r["step"] for r in dpo], [r.get("rewards/margins", float("nan")) for r in dpo], marker=".", color="tab:green")
     axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[2].set(title="DPO reward margin (chosen - rejected)", xlabel="step")
+    sel = result.selected
+    if sel is not None and sel.get("step"):
+        ax_list = axes[1:] if sel["stage"] == "dpo" else axes[:1]
+        for ax in ax_list:
+            ax.axvline(sel["step"], color="black", ls="--", lw=0.9, label=f"selected ({sel['name']})")
+        ax_list[0].legend(loc="best", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

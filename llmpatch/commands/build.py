@@ -107,6 +107,12 @@ def register(cli: click.Group) -> None:
         rows = [[stage, s.get("steps"), _fmt(s.get("first_loss")), _fmt(s.get("last_loss")),
                  _fmt(s.get("last_margin")) if stage == "dpo" else ""] for stage, s in tr.items() if isinstance(s, dict) and "steps" in s]
         ui.table("training", ["stage", "steps", "first loss", "last loss", "last reward margin"], rows)
+        if d.get("selection"):
+            sel = d["selection"]
+            ui.table(f"checkpoint selection on {sel['prompts']['target']} + {sel['prompts']['benign']} validation prompts "
+                     f"(chosen: {sel['name']})", ["candidate", "domain unsafety", "benign refusal", "score (lower is better)"],
+                     [[("* " if c["name"] == sel["name"] else "") + c["name"], _fmt(c["target_unsafety"]),
+                       _fmt(c["benign_refusal"]), _fmt(c["score"])] for c in sel["candidates"]])
         if d["evals"]:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e["suite"], e["metric"], e["direction"], _fmt(e.get("base_value")), _fmt(e.get("baseline_value")),

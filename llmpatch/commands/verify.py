@@ -61,8 +61,8 @@ def register(cli: click.Group) -> None:
                   help="Prompts for a suite: a .jsonl/.csv/.txt file (FILE#COLUMN) or hf:<dataset>[@config][:split][:column].")
     @click.option("--judge", "judge_opts", multiple=True, metavar="SUITE=JUDGE",
                   help="Judge for a suite: toxicity, refusal, gender or hf:<classifier-id-or-dir>[#label].")
-    @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
-                  help="Which part of a prompt set (built-in sets are split into train and held-out eval).")
+    @click.option("--split", type=click.Choice(["eval", "validation", "train", "all"]), default="eval", show_default=True,
+                  help="Which part of a prompt set (built-in sets are split into train, validation and held-out eval).")
     @click.option("--limit", type=click.IntRange(min=1), help="At most N prompts per suite.")
     @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens to generate per prompt (default: toxicity 20, others 32).")
     @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Prompts per generation batch.")

@@ -3,8 +3,8 @@
 A *source* is one of:
 
 * ``None``: the built-in set for the suite (``llmpatch/evaluate/data/<suite>.jsonl``, written
-  for this project; every prompt carries a ``split``: ``train`` for building patches, ``eval``
-  held out for evaluation).
+  for this project; every prompt carries a ``split``: ``train`` for building patches,
+  ``validation`` for choosing among a build's checkpoints, ``eval`` held out for evaluation).
 * a file path, optionally ``PATH#COLUMN``:
     - ``.jsonl``: one JSON object per line with a text column (``prompt``, ``text``, ``goal``,
       ``behavior``, ``question``, ``query`` or ``instruction``; or the named COLUMN), or one
@@ -35,7 +35,7 @@ DATA_DIR = Path(__file__).parent / "data"
 BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency")
 SUITE_ALIASES = {"over-refusal": "over_refusal", "overrefusal": "over_refusal", "bias": "gender",
                  "gender_bias": "gender", "gender-bias": "gender", "harm": "harmfulness", "toxic": "toxicity"}
-SPLITS = ("train", "eval", "all")
+SPLITS = ("train", "validation", "eval", "all")
 #: Column names taken as the prompt text, in order of preference (case-insensitive).
 TEXT_COLUMNS = ("prompt", "text", "goal", "behavior", "question", "query", "instruction", "input")
 
