@@ -283,8 +283,6 @@ def test_build_with_selection_scores_sft_and_dpo_snapshots_and_writes_the_chosen
     else:
         chosen = _load_prefix(next(res.work_dir.glob(f"dpo-*/snapshots/step-{sel['step']:05d}.safetensors")))
     assert torch.equal(res.patch.embeddings, chosen)
-    # the same recipe with the same SFT settings reused the module's trained SFT stage
-    assert res.training["sft"].get("resumed_from") == "final"
 
 
 def test_only_dpo_settings_changed_reuses_the_trained_sft_stage(built, build_home, tiny_model_dir, tmp_path, monkeypatch):
@@ -315,3 +313,17 @@ def test_selection_on_training_prompts_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(RecipeError, match="also training prompts"):
         build(recipe(tiny_model_dir, "select.enabled=true", f'select.prompts=["{f}"]'), out)
     assert not out.exists()
+
+
+def test_cli_build_prints_the_checkpoint_selection_table(tiny_model_dir, tmp_path, monkeypatch, build_home):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    rec = tmp_path / "r.toml"
+    rec.write_text(f'[patch]\nname = "harm-fix"\nversion = "0.1.0"\nsummary = "s"\ndomain = "harmfulness"\n'
+                   f'[base]\nspec = "{tiny_model_dir}"\n[select]\nenabled = true\nsnapshots = 2\nlimit = 2\n'
+                   f'max_new_tokens = 4\n[eval]\nenabled = false\n')
+    res = CliRunner().invoke(cli, ["build", str(rec), "-o", str(tmp_path / "out"), *sum((["--set", s] for s in FAST), [])],
+                             terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "checkpoint selection on 2 + 2 validation prompts (chosen: " in res.output
+    chosen = json.loads((tmp_path / "out" / "llmpatch.json").read_text())["build"]["selection"]["name"]
+    assert f"* {chosen}" in res.output and "sft" in res.output

@@ -226,7 +226,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     if recipe["select"]["enabled"]:
         # checked before training: validation prompts exist and are not trained on
         validation = select_mod.load_validation(recipe)
-        select_mod.check_disjoint(recipe, [*validation[0], *validation[1]], {p.text for p in prompts})
+        select_mod.check_disjoint([*validation[0], *validation[1]], {p.text for p in prompts})
     if data_only:
         return {"data_key": data["key"], "cached": data["cached"], "stats": td.stats, "work_dir": str(work)}
 

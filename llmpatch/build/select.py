@@ -84,7 +84,7 @@ def load_validation(recipe: Any) -> tuple[list[Any], list[Any]]:
     return out[0], out[1]
 
 
-def check_disjoint(recipe: Any, validation: Sequence[Any], train_texts: set[str]) -> None:
+def check_disjoint(validation: Sequence[Any], train_texts: set[str]) -> None:
     """Validation prompts that are also trained on would make selection favour memorisation."""
     overlap = [it.text for it in validation if it.text in train_texts]
     if overlap:
@@ -151,7 +151,7 @@ def select(recipe: Any, result: Any, base: Any, scorer: Any, train_texts: set[st
     from llmpatch.evaluate.prompts import prompts_digest
 
     targets, benign = load_validation(recipe)
-    check_disjoint(recipe, [*targets, *benign], train_texts)
+    check_disjoint([*targets, *benign], train_texts)
     cands = candidates(result, include_sft=recipe["select"]["include_sft"])
     score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress)
     best = choose(cands)
