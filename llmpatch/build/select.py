@@ -19,19 +19,13 @@ evaluation stays an honest estimate of the chosen patch.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Sequence
 
 import torch
 
+from llmpatch.build.train import ProgressFactory, _no_progress
 from llmpatch.errors import LlmpatchError, RecipeError
-
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
-
-
-def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 @dataclass
