@@ -221,6 +221,47 @@ def test_pair_filters_keep_only_safe_reference_with_enough_margin():
     assert (td.stats["small_margin"], td.stats["unsafe_reference"]) == (1, 1)
 
 
+def test_on_policy_pairs_reject_what_the_sft_patch_says_when_the_judge_prefers_m_prime():
+    items = [
+        {"prompt": "harm", "kind": "target", "reference": "I can't help.", "reference_unsafety": 0.0},
+        {"prompt": "benign", "kind": "benign", "reference": "Here is how.", "reference_unsafety": 0.0},
+        {"prompt": "ref-bad", "kind": "benign", "reference": "Sorry, no.", "reference_unsafety": 1.0},
+    ]
+    answers = [
+        {"samples": ["Sure: step 1", "Sure: step 1", "I can't help."], "unsafety": [1.0, 1.0, 0.0]},
+        {"samples": ["I'm sorry, I can't.", "Here is how."], "unsafety": [1.0, 0.0]},
+        {"samples": ["I'm sorry, I can't."], "unsafety": [1.0]},
+    ]
+    pairs, stats = data_mod.on_policy_pairs(items, answers, delta=0.5, tau=0.5)
+    assert pairs == [{"prompt": "harm", "chosen": "I can't help.", "rejected": "Sure: step 1"},
+                     {"prompt": "benign", "chosen": "Here is how.", "rejected": "I'm sorry, I can't."}]
+    assert (stats["kept_target"], stats["kept_benign"], stats["duplicates"]) == (1, 1, 1)
+    assert (stats["small_margin"], stats["unsafe_reference"]) == (2, 1)
+    assert (stats["greedy_unsafe_target"], stats["greedy_refused_benign"]) == (1, 2)
+
+
+def test_build_with_on_policy_pairs_samples_the_sft_patch_and_adds_its_mistakes(tiny_model_dir, tmp_path, monkeypatch,
+                                                                                build_home):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    r = recipe(tiny_model_dir, "pairs.on_policy=2", "dpo.max_steps=2")
+    res = build(r, tmp_path / "out")
+    onp = res.patch.manifest.build["data"]["pair_stats"]["on_policy"]
+    items = len(data_mod.load_train_prompts(r))
+    assert onp["per_prompt"] == 2 and onp["answers"] == 2 * items and onp["cached"] is False
+    # a random tiny model never refuses: its harmful answers are mistakes the pairs reject, its benign ones are fine
+    assert onp["kept"] + onp["small_margin"] + onp["duplicates"] + onp["unsafe_reference"] == onp["answers"]
+    assert onp["greedy_unsafe_target"] == onp["targets"] and onp["kept_target"] > 0 and onp["kept_benign"] == 0
+    assert onp["pairs_digest"].startswith("sha256:")
+    assert res.training["dpo"]["examples"] == res.stats["pairs"] + onp["kept"]  # DPO trained on both sets
+    cache = list(res.work_dir.glob("on-policy-*.json"))
+    assert len(cache) == 1 and len(json.loads(cache[0].read_text())["answers"]) == items
+    # the rerun reads the answers from the work dir and trains on the same pairs (DPO resumes from its final stage)
+    again = build(r, tmp_path / "again")
+    assert again.patch.manifest.build["data"]["pair_stats"]["on_policy"]["cached"] is True
+    assert again.patch.manifest.build["data"]["pair_stats"]["on_policy"]["pairs_digest"] == onp["pairs_digest"]
+    assert torch.equal(again.patch.embeddings, res.patch.embeddings)
+
+
 def test_another_model_can_be_the_reference_policy_only_its_text_is_used(tiny_model_dir, wide_tiny_model_dir, tmp_path):
     from llmpatch import base as base_mod
 

@@ -132,8 +132,35 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
     dpo_blob = {"dpo": recipe.data["dpo"], "snapshots": _snapshots(recipe) if dpo_on else 0}
+    if recipe["pairs"].get("on_policy"):
+        dpo_blob["on_policy"] = recipe["pairs"]["on_policy"]  # absent when off: older work dirs stay valid
     dpo_key = hashlib.sha256(json.dumps(dpo_blob, sort_keys=True).encode()).hexdigest()
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
+
+
+def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: dict[str, Any], sft_emb: Any, work: Path,
+                    progress: ProgressFactory) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The SFT-patched model's answers to the training prompts (cached in the work dir) -> extra pairs."""
+    from llmpatch import atomic
+    from llmpatch.runtime import PatchedModel
+
+    pr, gen = recipe["pairs"], recipe["generation"]
+    n, seed = int(pr["on_policy"]), recipe["seeds"]["data"] + 2
+    key = data_mod.on_policy_key(sft_emb, n, gen, seed, data["key"])
+    path = work / f"on-policy-{key[:16]}.json"
+    answers = None
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached["key"] == key and len(cached["answers"]) == len(data["items"]):
+            answers = cached["answers"]
+    cached = answers is not None
+    if answers is None:
+        answers = data_mod.sample_on_policy(PatchedModel(base, prefix=sft_emb), scorer, data["items"], n, gen, seed,
+                                            progress=progress)
+        atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
+    pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr["delta"], tau=pr["tau"])
+    digest = "sha256:" + hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
+    return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
 
 def _evals_from_report(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -230,11 +257,22 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     if data_only:
         return {"data_key": data["key"], "cached": data["cached"], "stats": td.stats, "work_dir": str(work)}
 
-    # 3. training (checkpointed in the work directory)
+    # 3. training (checkpointed in the work directory); on-policy pairs are sampled between SFT and DPO
     t0 = time.monotonic()
+    on_policy: dict[str, Any] = {}
+    more_pairs = None
+    if pr.get("on_policy") and recipe["dpo"].get("enabled", True):
+        def more_pairs(sft_emb: Any) -> list[dict[str, str]]:
+            t1 = time.monotonic()
+            pairs, stats = _on_policy_pairs(recipe, model.base, scorer, data, sft_emb, work, progress)
+            on_policy.update(stats, seconds=round(time.monotonic() - t1, 1))
+            note("on_policy", on_policy)
+            return pairs
     result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress, dpo_dir=dpo_dir,
-                             snapshots=_snapshots(recipe))
+                             snapshots=_snapshots(recipe), more_pairs=more_pairs)
     timing["train_s"] = round(time.monotonic() - t0, 1)
+    if on_policy:
+        td.stats["on_policy"] = on_policy
     from accelerate import PartialState
 
     if not PartialState().is_main_process:

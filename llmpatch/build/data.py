@@ -228,6 +228,19 @@ def _mean(xs: Sequence[float]) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
+def pair_verdict(reference: str, ru: float, sample: str, u: float, *, delta: float, tau: float) -> str:
+    """Whether (chosen = M''s ``reference``, rejected = ``sample``) is a DPO pair: ``kept``, or why not.
+
+    Kept when M''s response is safe (unsafety ``ru`` <= tau) and the judge prefers it over the
+    sample by at least delta; ``unsafe_reference`` or ``small_margin`` otherwise.
+    """
+    if ru > tau:
+        return "unsafe_reference"
+    if u - ru < delta or sample.strip() == reference.strip():
+        return "small_margin"
+    return "kept"
+
+
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
@@ -253,10 +266,9 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             sft.append({"prompt": it["prompt"], "completion": it["reference"]})
         for y, u in zip(it["samples"], it["sample_unsafety"]):
             counts["candidates"] += 1
-            if ru > tau:
-                counts["unsafe_reference"] += 1
-            elif u - ru < delta or y.strip() == it["reference"].strip():
-                counts["small_margin"] += 1
+            verdict = pair_verdict(it["reference"], ru, y, u, delta=delta, tau=tau)
+            if verdict != "kept":
+                counts[verdict] += 1
             else:
                 pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": y})
                 margins.append(u - ru)
@@ -288,3 +300,75 @@ def check_pairs(td: TrainingData, *, min_pairs: int, judge: str) -> None:
         hint="lower pairs.delta, raise pairs.tau, use a stronger reference policy (reference.best_of, system_prompt), "
         "or check that the judge suits the domain; nothing was trained or written",
     )
+
+
+# -- on-policy pairs (after SFT) --------------------------------------------------------------
+
+
+def on_policy_key(sft_prefix: Any, n: int, gen: dict[str, Any], seed: int, data_key: str) -> str:
+    """Cache key of the SFT-patched model's answers: its prefix, how many answers, how sampled."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(sft_prefix.detach().to("cpu").float().numpy())
+    blob = {"prefix": hashlib.sha256(arr.tobytes()).hexdigest(), "shape": list(arr.shape), "n": n,
+            "generation": {k: gen[k] for k in ("chat", "max_new_tokens", "temperature", "top_p")},
+            "seed": seed, "data": data_key, "format": 1}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[str, Any]], n: int, gen: dict[str, Any],
+                     seed: int, *, progress: ProgressFactory | None = None) -> list[dict[str, Any]]:
+    """``n`` answers of ``model`` (M + the SFT prefix) per item: the first greedy, the rest sampled.
+
+    The greedy answer is what evaluation sees; the sampled ones show what else the patch says.
+    Returns, per item, ``{"samples": [...], "unsafety": [...]}`` scored like M's samples.
+    """
+    progress = progress or _no_progress
+    texts = [it["prompt"] for it in items]
+    kinds = [it["kind"] for it in items]
+    chat = bool(gen["chat"]) and bool(model.tokenizer.chat_template)
+    answers: list[list[str]] = [[] for _ in items]
+    with progress(f"sampling M + SFT prefix ({n} per prompt, on-policy pairs)", len(texts) * n) as advance:
+        for j in range(n):
+            cfg = GenerationConfig(max_new_tokens=gen["max_new_tokens"], do_sample=j > 0, temperature=gen["temperature"],
+                                   top_p=gen["top_p"], seed=seed + 1000 * j, batch_size=gen["batch_size"])
+            for i, y in enumerate(model.generate(texts, chat=chat, config=cfg, progress=advance)):
+                answers[i].append(y)
+    from llmpatch.build.reference import _score_by_kind
+
+    flat = [y for a in answers for y in a]
+    scores = _score_by_kind(scorer, flat, [t for t in texts for _ in range(n)], [k for k in kinds for _ in range(n)])
+    return [{"samples": answers[i], "unsafety": [float(x) for x in scores[i * n:(i + 1) * n]]} for i in range(len(items))]
+
+
+def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], *, delta: float,
+                    tau: float) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """DPO pairs (chosen M', rejected the SFT-patched model's answer) that pass the same filters.
+
+    These are the patch's own mistakes after SFT: harmful requests it still complies with and
+    benign ones it now refuses, so DPO pushes against what the patch actually does rather than
+    only against M's answers and one fixed refusal. Duplicate answers to a prompt count once.
+    """
+    pairs: list[dict[str, str]] = []
+    stats = {"answers": 0, "kept": 0, "kept_target": 0, "kept_benign": 0, "unsafe_reference": 0, "small_margin": 0,
+             "duplicates": 0, "greedy_unsafe_target": 0, "greedy_refused_benign": 0, "targets": 0, "benign": 0}
+    for it, ans in zip(items, answers):
+        benign = it["kind"] == "benign"
+        stats["benign" if benign else "targets"] += 1
+        if ans["unsafety"] and ans["unsafety"][0] > tau:
+            stats["greedy_refused_benign" if benign else "greedy_unsafe_target"] += 1
+        seen: set[str] = set()
+        for y, u in zip(ans["samples"], ans["unsafety"]):
+            stats["answers"] += 1
+            if y.strip() in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(y.strip())
+            verdict = pair_verdict(it["reference"], it["reference_unsafety"], y, u, delta=delta, tau=tau)
+            if verdict != "kept":
+                stats[verdict] += 1
+                continue
+            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": y})
+            stats["kept"] += 1
+            stats["kept_benign" if benign else "kept_target"] += 1
+    return pairs, stats

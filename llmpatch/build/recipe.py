@@ -74,7 +74,7 @@ def defaults(domain: str) -> dict[str, Any]:
         "generation": {"chat": chat, "max_new_tokens": 48 if chat else 32, "temperature": 1.0, "top_p": 0.95,
                        "samples_per_prompt": 1, "batch_size": 8},
         "pairs": {"delta": 0.5 if domain != "toxicity" else 0.1, "tau": 0.5, "min_pairs": 1,
-                  "benign_contrast": domain == "harmfulness"},
+                  "benign_contrast": domain == "harmfulness", "on_policy": 0},
         "prefix": {"num_virtual_tokens": 50, "init": "text", "init_text": INIT_TEXT[domain]},
         "sft": _stage(0.01, 3, 4, 96),
         "dpo": _stage(0.005, 2, 4, 96, beta=0.1, reference="sft", enabled=True),

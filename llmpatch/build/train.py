@@ -359,12 +359,14 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
 
 
 def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
-          work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0) -> TrainResult:
+          work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0,
+          more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None) -> TrainResult:
     """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves.
 
     The SFT stage lives in ``work/sft`` and DPO in ``work/<dpo_dir>``, so builds that differ only
     in DPO settings share one SFT stage. With ``snapshots``, the last stage saves that many prefix
-    snapshots (evenly spaced) for checkpoint selection.
+    snapshots (evenly spaced) for checkpoint selection. ``more_pairs(sft_prefix)``, when given,
+    returns DPO pairs that depend on the SFT result (on-policy pairs); they join ``pairs``.
     """
     progress = progress or _no_progress
     _quiet()
@@ -381,6 +383,8 @@ def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: l
             resumed["sft"] = r
         emb = sft_emb
         if dpo:
+            if more_pairs is not None:
+                pairs = [*pairs, *more_pairs(sft_emb)]
             emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work / dpo_dir,
                                                             progress, snapshots=snapshots)
             if r:
