@@ -154,6 +154,17 @@ def test_dpo_against_the_unpatched_base_also_trains(tiny_model_dir, tmp_path):
     assert res.training["dpo"]["first_margin"] != pytest.approx(0.0, abs=1e-7)
 
 
+def test_dpo_with_an_sft_term_trains_and_changes_the_result(built, build_home, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    plain = build(recipe(tiny_model_dir, "dpo.max_steps=2"), tmp_path / "plain")
+    rpo = build(recipe(tiny_model_dir, "dpo.max_steps=2", "dpo.sft_weight=1.0"), tmp_path / "rpo")
+    assert rpo.work_dir == plain.work_dir  # SFT shared, DPO retrained
+    assert rpo.training["dpo"]["steps"] == 2 and rpo.training["dpo"]["last_margin"] is not None
+    # the NLL term on the chosen responses is added to the DPO loss: larger first loss, other prefix
+    assert rpo.training["dpo"]["first_loss"] > plain.training["dpo"]["first_loss"] + 0.1
+    assert not torch.equal(rpo.patch.embeddings, plain.patch.embeddings)
+
+
 def test_judge_that_rejects_every_pair_fails_before_training_and_writes_nothing(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(RecipeError) as e:

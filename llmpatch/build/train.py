@@ -331,7 +331,10 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
     torch.manual_seed(recipe["seeds"]["train"])
     tok = tokenizer_for(model_path)
     resume = _last_checkpoint(out)
-    args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe["dpo"]["beta"])
+    sft_weight = float(recipe["dpo"].get("sft_weight") or 0.0)
+    # dpo.sft_weight > 0: DPO + NLL on the chosen responses (RPO, Pang et al. 2024), through trl's loss mixing
+    mix = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft_weight]) if sft_weight > 0 else {}
+    args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe["dpo"]["beta"], **mix)
     ds = _dataset(pairs, chat, ("chosen", "rejected"))
     if recipe["dpo"]["reference"] == "sft":
         # an already-trained PeftModel: trl adds a frozen copy "ref" of it as the DPO reference
