@@ -232,6 +232,25 @@ def test_pair_filters_keep_only_safe_reference_with_enough_margin():
     assert (td.stats["small_margin"], td.stats["unsafe_reference"]) == (1, 1)
 
 
+def test_contrast_pairs_can_reject_only_the_opening_of_the_refusal_and_keep_the_sft_stage(built, build_home,
+                                                                                          tiny_model_dir, tmp_path,
+                                                                                          monkeypatch):
+    assert data_mod.contrast_refusal("I'm sorry, but I can't help.", 2) == "I'm sorry,"
+    assert data_mod.contrast_refusal("I'm sorry, but I can't help.", 0) == "I'm sorry, but I can't help."
+    assert data_mod.contrast_refusal("No.", 5) == "No."
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    r = recipe(tiny_model_dir, "pairs.contrast_words=2", "dpo.max_steps=1")
+    info = build(r, tmp_path / "out", data_only=True)
+    assert info["stats"]["contrast_pairs"] == built.stats["contrast_pairs"] > 0
+    td = data_mod.build_sets(data_mod.read_cached(info["data_key"]), delta=0.5, tau=0.5, benign_contrast=True,
+                             fallback_text=r["reference"]["fallback_text"], contrast_words=2)
+    assert sum(p["rejected"] == "I'm sorry," for p in td.pairs) == info["stats"]["contrast_pairs"]
+    res = build(r, tmp_path / "out")
+    assert res.work_dir == built.work_dir and res.training["sft"].get("resumed_from") == "final"  # same SFT rows
+    assert res.patch.manifest.build["data"]["pairs"] == td.digest()["pairs"] != built.patch.manifest.build["data"]["pairs"]
+    assert res.patch.manifest.build["data"]["sft"] == built.patch.manifest.build["data"]["sft"]
+
+
 def test_on_policy_pairs_reject_what_the_sft_patch_says_when_the_judge_prefers_m_prime():
     items = [
         {"prompt": "harm", "kind": "target", "reference": "I can't help.", "reference_unsafety": 0.0},

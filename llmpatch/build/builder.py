@@ -123,17 +123,18 @@ def _snapshots(recipe: Recipe) -> int:
 def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple[Path, str]:
     """The build's work directory (SFT stage) and the name of its DPO stage directory.
 
-    SFT is keyed by what changes SFT, and DPO by its own settings inside it, so builds that
-    differ only in ``dpo.*`` (or in snapshots for selection) reuse one trained SFT stage.
+    SFT is keyed by what changes SFT (its rows and settings), and DPO by its pairs and settings
+    inside it, so builds that differ only in ``dpo.*``, the pair filters that leave the SFT rows
+    alone, or snapshots for selection reuse one trained SFT stage.
     """
     dpo_on = recipe["dpo"].get("enabled", True)
-    blob = {"data": data_key, "sets": td.digest(), "tool": 2,
+    sets = td.digest()
+    blob = {"data": data_key, "sft_rows": sets["sft"], "tool": 3,
             "train": {k: recipe.data[k] for k in ("prefix", "sft", "seeds", "training")},
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    dpo_blob = {"dpo": recipe.data["dpo"], "snapshots": _snapshots(recipe) if dpo_on else 0}
-    if recipe["pairs"].get("on_policy"):
-        dpo_blob["on_policy"] = recipe["pairs"]["on_policy"]  # absent when off: older work dirs stay valid
+    dpo_blob = {"dpo": recipe.data["dpo"], "pairs": sets["pairs"], "on_policy": recipe["pairs"].get("on_policy", 0),
+                "snapshots": _snapshots(recipe) if dpo_on else 0}
     dpo_key = hashlib.sha256(json.dumps(dpo_blob, sort_keys=True).encode()).hexdigest()
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
 
@@ -245,7 +246,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     timing["data_s"] = round(time.monotonic() - t0, 1)
     pr = recipe["pairs"]
     td = data_mod.build_sets(data, delta=pr["delta"], tau=pr["tau"], benign_contrast=pr.get("benign_contrast", False),
-                             fallback_text=recipe["reference"]["fallback_text"])
+                             fallback_text=recipe["reference"]["fallback_text"], contrast_words=pr.get("contrast_words", 0))
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.get("min_pairs", 1), judge=recipe["judge"]["name"])
     work, dpo_dir = _work_dir(recipe, data["key"], td)

@@ -241,13 +241,23 @@ def pair_verdict(reference: str, ru: float, sample: str, u: float, *, delta: flo
     return "kept"
 
 
-def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str) -> TrainingData:
+def contrast_refusal(fallback_text: str, words: int = 0) -> str:
+    """The refusal benign contrast pairs reject: the fallback text, or only its first ``words`` words."""
+    if words <= 0:
+        return fallback_text
+    return " ".join(fallback_text.split()[:words])
+
+
+def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str,
+               contrast_words: int = 0) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
     M's by at least delta. For benign prompts with ``benign_contrast``, M''s (non-refusing)
-    answer is also preferred over a refusal, which teaches the patch not to over-refuse.
+    answer is also preferred over a refusal, which teaches the patch not to over-refuse; with
+    ``contrast_words`` that refusal is cut to its opening words, where a reply decides to refuse.
     """
+    rejected_refusal = contrast_refusal(fallback_text, contrast_words)
     sft: list[dict[str, str]] = []
     pairs: list[dict[str, str]] = []
     counts = {"prompts": 0, "benign_prompts": 0, "candidates": 0, "kept": 0, "unsafe_reference": 0,
@@ -274,8 +284,8 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                 margins.append(u - ru)
                 chosen_u.append(ru)
                 rejected_u.append(u)
-        if benign and benign_contrast and ru <= tau and fallback_text:
-            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": fallback_text})
+        if benign and benign_contrast and ru <= tau and rejected_refusal:
+            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": rejected_refusal})
             counts["contrast_pairs"] += 1
     counts["kept"] = len(pairs) - counts["contrast_pairs"]
     stats = {
