@@ -38,7 +38,7 @@ def test_builtin_sets_have_enough_prompts_split_into_disjoint_train_validation_a
     assert len({p.id for p in every}) == len(every)
 
 
-@pytest.mark.parametrize("suite,n", [("harmfulness", 24), ("over_refusal", 24), ("toxicity", 16), ("gender", 8)])
+@pytest.mark.parametrize("suite,n", [("harmfulness", 60), ("over_refusal", 60), ("toxicity", 16), ("gender", 8)])
 def test_validation_splits_for_checkpoint_selection(suite, n):
     assert len(load_prompts(suite, split="validation")) == n
 
