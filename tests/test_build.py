@@ -305,6 +305,26 @@ def test_another_model_can_be_the_reference_policy_only_its_text_is_used(tiny_mo
     assert all(it["fallback"] is False for it in cached["items"])
 
 
+def test_fallback_always_gives_every_harmful_request_the_fallback_and_samples_only_benign_ones(
+        tiny_model_dir, tmp_path, monkeypatch, build_home):
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    default = build(recipe(tiny_model_dir), tmp_path / "a", data_only=True)
+    res = build(recipe(tiny_model_dir, 'reference.fallback_when="always"'), tmp_path / "b", data_only=True)
+    assert res["data_key"] != default["data_key"]  # a different M', so different data
+    cached = data_mod.read_cached(res["data_key"])
+    assert cached["reference"]["fallback_when"] == "always"
+    fallback = recipe(tiny_model_dir)["reference"]["fallback_text"]
+    targets = [it for it in cached["items"] if it["kind"] == "target"]
+    benign = [it for it in cached["items"] if it["kind"] == "benign"]
+    assert targets and all(it["fallback"] and it["reference"] == fallback for it in targets)
+    assert benign and not any(it["fallback"] for it in benign)
+    assert res["stats"]["fallbacks"] == len(targets)
+    # the default keeps recording no fallback_when, so data generated before the option keeps its key
+    assert "fallback_when" not in data_mod.read_cached(default["data_key"])["reference"]
+    with pytest.raises(RecipeError, match="fallback_when"):
+        recipe(tiny_model_dir, 'reference.fallback_when="sometimes"')
+
+
 # -- checkpoint selection on validation prompts -----------------------------------------------
 
 

@@ -183,8 +183,8 @@ def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer,
     from llmpatch.build.reference import _score_by_kind
 
     m_scores = _score_by_kind(scorer, m_out, flat, flat_kinds)
-    with progress(f"sampling M' (reference, best of {getattr(policy, 'best_of', 1)})",
-                  len(texts) * getattr(policy, "best_of", 1)) as advance:
+    needed = policy.samples_needed(kinds) if hasattr(policy, "samples_needed") else len(texts)
+    with progress(f"sampling M' (reference, best of {getattr(policy, 'best_of', 1)})", needed) as advance:
         ref = policy.respond(texts, kinds, progress=advance)
     items = []
     for i, p in enumerate(prompts):

@@ -67,7 +67,7 @@ def defaults(domain: str) -> dict[str, Any]:
         "base": {"spec": "default", "max_memory_gb": None},
         "reference": {"kind": "self", "model": None, "system_prompt": SYSTEM_PROMPT[domain], "best_of": 4,
                       "temperature": 0.8, "top_p": 0.95, "refusal_fallback": domain == "harmfulness",
-                      "fallback_text": FALLBACK_REFUSAL},
+                      "fallback_text": FALLBACK_REFUSAL, "fallback_when": "unsafe"},
         "prompts": {"train": ["builtin"], "eval": ["builtin"],
                     "benign": ["builtin"] if domain == "harmfulness" else [], "limit": None},
         "judge": {"name": DOMAIN_JUDGE[domain], "guard": None},

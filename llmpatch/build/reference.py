@@ -36,6 +36,11 @@ class ReferencePolicy(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    def samples_needed(self, kinds: Sequence[str]) -> int:
+        """How many samples :meth:`respond` draws for prompts of these kinds (for progress bars)."""
+        always = self.refusal_fallback and self.fallback_when == "always"
+        return self.best_of * sum(1 for k in kinds if not (always and k == "target"))
+
     def respond(self, prompts: Sequence[str], kinds: Sequence[str], *, progress: Callable[[int], None] | None = None) -> list[Response]: ...
 
 
@@ -61,6 +66,9 @@ class SampledPolicy:
     tau: float = 0.5
     refusal_fallback: bool = False
     fallback_text: str = ""
+    #: "unsafe": the fallback replaces a harmful request's best sample only when that is unsafe;
+    #: "always": every harmful request gets the fallback (M' is not sampled on them)
+    fallback_when: str = "unsafe"
     stats: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
@@ -71,6 +79,9 @@ class SampledPolicy:
             "fingerprint": info.fingerprint, "system_prompt": self.system_prompt, "best_of": self.best_of,
             "temperature": self.temperature, "top_p": self.top_p, "refusal_fallback": self.refusal_fallback,
             "fallback_text": self.fallback_text if self.refusal_fallback else None,
+            # recorded (and part of the data cache key) only when not the default, so that data
+            # generated before this option existed keeps its key
+            **({"fallback_when": self.fallback_when} if self.refusal_fallback and self.fallback_when != "unsafe" else {}),
             "note": ("M itself with a safety system prompt, best-of-n filtered by the judge"
                      + (", refusal fallback for harmful requests" if self.refusal_fallback else "")
                      if self.kind == "self" else "another model; only its text is used"),
@@ -78,19 +89,31 @@ class SampledPolicy:
 
     def respond(self, prompts: Sequence[str], kinds: Sequence[str], *,
                 progress: Callable[[int], None] | None = None) -> list[Response]:
-        """The best of ``best_of`` samples per prompt (lowest unsafety; ties keep the first)."""
+        """The best of ``best_of`` samples per prompt (lowest unsafety; ties keep the first).
+
+        With ``fallback_when="always"`` harmful (target) requests are not sampled: each gets the
+        fallback refusal.
+        """
         n = self.best_of
-        flat = [p for p in prompts for _ in range(n)]
+        always = self.refusal_fallback and self.fallback_when == "always"
+        sampled = [i for i, k in enumerate(kinds) if not (always and k == "target")]
+        flat = [prompts[i] for i in sampled for _ in range(n)]
         chat = self.chat and bool(self.model.tokenizer.chat_template)
         cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
                                top_p=self.top_p, seed=self.seed, batch_size=self.batch_size)
         outs = self.model.generate(flat, chat=chat, system_prompt=self.system_prompt, config=cfg,
                                    progress=progress) if flat else []
-        flat_kinds = [k for k in kinds for _ in range(n)]
+        flat_kinds = [kinds[i] for i in sampled for _ in range(n)]
         scores = _score_by_kind(self.unsafety, outs, flat, flat_kinds)
+        row = {i: j for j, i in enumerate(sampled)}
         result: list[Response] = []
         for i, kind in enumerate(kinds):
-            cands = list(zip(outs[i * n:(i + 1) * n], scores[i * n:(i + 1) * n]))
+            if i not in row:
+                result.append(Response(self.fallback_text, 0.0, fallback=True, candidates=0))
+                self.stats["fallbacks"] = self.stats.get("fallbacks", 0) + 1
+                continue
+            j = row[i]
+            cands = list(zip(outs[j * n:(j + 1) * n], scores[j * n:(j + 1) * n]))
             text, score = min(cands, key=lambda c: c[1])
             if self.refusal_fallback and kind == "target" and score > self.tau:
                 # even the best sample complies with a harmful request: answer as a safe model would
@@ -120,6 +143,7 @@ def make_policy(recipe: Any, base_model: PatchedModel, unsafety: UnsafetyFn) -> 
         temperature=ref["temperature"], top_p=ref["top_p"], max_new_tokens=gen["max_new_tokens"],
         batch_size=gen["batch_size"], seed=recipe["seeds"]["data"] + 1, tau=recipe["pairs"]["tau"],
         refusal_fallback=ref["refusal_fallback"], fallback_text=ref["fallback_text"],
+        fallback_when=ref.get("fallback_when", "unsafe"),
     )
     if ref["kind"] == "model":
         from llmpatch import base as base_mod
