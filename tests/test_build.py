@@ -232,6 +232,29 @@ def test_pair_filters_keep_only_safe_reference_with_enough_margin():
     assert (td.stats["small_margin"], td.stats["unsafe_reference"]) == (1, 1)
 
 
+def test_benign_repeat_upsamples_only_benign_sft_rows_and_changes_only_the_sft_stage(built, build_home,
+                                                                                    tiny_model_dir, tmp_path, monkeypatch):
+    data = {"chat": True, "items": [
+        {"id": "a", "prompt": "harm", "kind": "target", "reference": "No.", "reference_unsafety": 0.0, "fallback": True,
+         "samples": ["Sure."], "sample_unsafety": [1.0]},
+        {"id": "b", "prompt": "kill a process", "kind": "benign", "reference": "Run kill.", "reference_unsafety": 0.0,
+         "fallback": False, "samples": ["Run kill -9."], "sample_unsafety": [0.0]},
+        {"id": "c", "prompt": "refused", "kind": "benign", "reference": "Sorry, no.", "reference_unsafety": 1.0,
+         "fallback": False, "samples": ["x"], "sample_unsafety": [1.0]},
+    ]}
+    once = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=True, fallback_text="No.")
+    thrice = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=True, fallback_text="No.", benign_repeat=3)
+    assert thrice.sft == [{"prompt": "harm", "completion": "No."}] + [{"prompt": "kill a process", "completion": "Run kill."}] * 3
+    assert thrice.pairs == once.pairs  # DPO data unchanged
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    res = build(recipe(tiny_model_dir, "sft.benign_repeat=2", "sft.max_steps=2", "dpo.max_steps=1"), tmp_path / "out")
+    b = res.patch.manifest.build
+    assert b["data"]["pairs"] == built.patch.manifest.build["data"]["pairs"]
+    assert b["data"]["sft"] != built.patch.manifest.build["data"]["sft"]
+    assert res.work_dir != built.work_dir and b["recipe"]["sft"]["benign_repeat"] == 2
+    assert built.stats["sft_rows"] < b["data"]["pair_stats"]["sft_rows"] <= built.stats["sft_rows"] + built.stats["benign_prompts"]
+
+
 def test_contrast_pairs_can_reject_only_the_opening_of_the_refusal_and_keep_the_sft_stage(built, build_home,
                                                                                           tiny_model_dir, tmp_path,
                                                                                           monkeypatch):

@@ -120,6 +120,11 @@ def _snapshots(recipe: Recipe) -> int:
     return int(recipe["select"]["snapshots"]) if recipe["select"]["enabled"] else 0
 
 
+def _neutral_dropped(section: dict[str, Any]) -> dict[str, Any]:
+    """A recipe section without fields added later at their neutral value (keeps older stage keys valid)."""
+    return {k: v for k, v in section.items() if not (k == "benign_repeat" and v == 1)}
+
+
 def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple[Path, str]:
     """The build's work directory (SFT stage) and the name of its DPO stage directory.
 
@@ -130,7 +135,7 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
     dpo_on = recipe["dpo"].get("enabled", True)
     sets = td.digest()
     blob = {"data": data_key, "sft_rows": sets["sft"], "tool": 3,
-            "train": {k: recipe.data[k] for k in ("prefix", "sft", "seeds", "training")},
+            "train": {k: _neutral_dropped(recipe.data[k]) for k in ("prefix", "sft", "seeds", "training")},
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
     dpo_blob = {"dpo": recipe.data["dpo"], "pairs": sets["pairs"], "on_policy": recipe["pairs"].get("on_policy", 0),
@@ -246,7 +251,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     timing["data_s"] = round(time.monotonic() - t0, 1)
     pr = recipe["pairs"]
     td = data_mod.build_sets(data, delta=pr["delta"], tau=pr["tau"], benign_contrast=pr.get("benign_contrast", False),
-                             fallback_text=recipe["reference"]["fallback_text"], contrast_words=pr.get("contrast_words", 0))
+                             fallback_text=recipe["reference"]["fallback_text"], contrast_words=pr.get("contrast_words", 0),
+                             benign_repeat=recipe["sft"].get("benign_repeat", 1))
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.get("min_pairs", 1), judge=recipe["judge"]["name"])
     work, dpo_dir = _work_dir(recipe, data["key"], td)

@@ -249,13 +249,15 @@ def contrast_refusal(fallback_text: str, words: int = 0) -> str:
 
 
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str,
-               contrast_words: int = 0) -> TrainingData:
+               contrast_words: int = 0, benign_repeat: int = 1) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
     M's by at least delta. For benign prompts with ``benign_contrast``, M''s (non-refusing)
     answer is also preferred over a refusal, which teaches the patch not to over-refuse; with
     ``contrast_words`` that refusal is cut to its opening words, where a reply decides to refuse.
+    ``benign_repeat`` > 1 repeats each benign prompt's SFT row, so SFT sees helpful answers as
+    often as refusals of look-alike requests.
     """
     rejected_refusal = contrast_refusal(fallback_text, contrast_words)
     sft: list[dict[str, str]] = []
@@ -273,7 +275,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         ru = it["reference_unsafety"]
         base_u.extend(it["sample_unsafety"])
         if ru <= tau:
-            sft.append({"prompt": it["prompt"], "completion": it["reference"]})
+            sft.extend([{"prompt": it["prompt"], "completion": it["reference"]}] * (benign_repeat if benign else 1))
         for y, u in zip(it["samples"], it["sample_unsafety"]):
             counts["candidates"] += 1
             verdict = pair_verdict(it["reference"], ru, y, u, delta=delta, tau=tau)

@@ -77,7 +77,7 @@ def defaults(domain: str) -> dict[str, Any]:
                   "benign_contrast": domain == "harmfulness", "contrast_words": 0,
                   "on_policy": 0},
         "prefix": {"num_virtual_tokens": 50, "init": "text", "init_text": INIT_TEXT[domain]},
-        "sft": _stage(0.01, 3, 4, 96),
+        "sft": _stage(0.01, 3, 4, 96, benign_repeat=1),
         "dpo": _stage(0.005, 2, 4, 96, beta=0.1, reference="sft", sft_weight=0.0, enabled=True),
         "seeds": {"data": 0, "train": 0},
         "training": {"save_steps": 10, "gradient_checkpointing": False},
