@@ -348,6 +348,62 @@ def test_fallback_always_gives_every_harmful_request_the_fallback_and_samples_on
         recipe(tiny_model_dir, 'reference.fallback_when="sometimes"')
 
 
+REFUSALS = ["I'm sorry, but I can't help with that.", "I won't help with this; it could hurt someone.",
+            "I can't assist with that request.", "Sorry, but that is something I must decline."]
+
+
+def test_several_fallback_refusals_are_spread_over_prompts_by_their_text_and_reused_by_contrast_pairs():
+    from llmpatch.build.reference import pick_fallback
+
+    prompts = [f"request number {i}" for i in range(64)]
+    picked = [pick_fallback(REFUSALS, p) for p in prompts]
+    assert set(picked) == set(REFUSALS)                       # all of them are used
+    assert picked == [pick_fallback(REFUSALS, p) for p in reversed(prompts)][::-1]  # order does not matter
+    assert pick_fallback(REFUSALS[0], "x") == REFUSALS[0] == pick_fallback([REFUSALS[0]], "y")
+    items = [{"id": str(i), "prompt": p, "kind": "benign", "reference": "Sure: here is how.", "reference_unsafety": 0.0,
+              "fallback": False, "samples": ["Sure."], "sample_unsafety": [0.0]} for i, p in enumerate(prompts)]
+    td = data_mod.build_sets({"items": items, "chat": True}, delta=0.5, tau=0.5, benign_contrast=True,
+                             fallback_text=REFUSALS)
+    assert [pr["rejected"] for pr in td.pairs] == picked
+    opening = data_mod.build_sets({"items": items, "chat": True}, delta=0.5, tau=0.5, benign_contrast=True,
+                                  fallback_text=REFUSALS, contrast_words=2)
+    assert [pr["rejected"] for pr in opening.pairs] == [" ".join(t.split()[:2]) for t in picked]
+
+
+def test_fallback_list_gives_harmful_requests_varied_refusals_and_changes_the_data_key(
+        tiny_model_dir, tmp_path, monkeypatch, build_home):
+    from llmpatch.build.reference import pick_fallback
+
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    one = build(recipe(tiny_model_dir, 'reference.fallback_when="always"'), tmp_path / "a", data_only=True)
+    many = build(recipe(tiny_model_dir, 'reference.fallback_when="always"', f"reference.fallback_text={json.dumps(REFUSALS)}"),
+                 tmp_path / "b", data_only=True)
+    assert many["data_key"] != one["data_key"]
+    cached = data_mod.read_cached(many["data_key"])
+    assert cached["reference"]["fallback_text"] == REFUSALS
+    targets = [it for it in cached["items"] if it["kind"] == "target"]
+    assert targets and all(it["fallback"] and it["reference"] == pick_fallback(REFUSALS, it["prompt"]) for it in targets)
+    assert len({it["reference"] for it in targets}) > 1
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("value,where", [('"Here is how to do it."', r"reference.fallback_text 'Here is how"),
+                                         ('["I can\'t help with that.", "Sure thing!"]', r"reference.fallback_text\[1\] 'Sure thing!'")])
+def test_fallback_that_is_not_a_refusal_is_refused_before_anything_runs(tiny_model_dir, tmp_path, value, where):
+    with pytest.raises(RecipeError, match=where) as e:
+        recipe(tiny_model_dir, f"reference.fallback_text={value}")
+    assert "not a refusal" in e.value.message
+    for bad in ("[]", '["I can\'t.", "I can\'t."]', '[""]'):
+        with pytest.raises(RecipeError, match="fallback_text"):
+            recipe(tiny_model_dir, f"reference.fallback_text={bad}")
+    out = tmp_path / "p.toml"
+    out.write_text(f'schema_version = 1\n[patch]\nname = "harm-fix"\nversion = "0.1.0"\nsummary = "x"\n'
+                   f'domain = "harmfulness"\n[base]\nspec = "{tiny_model_dir}"\n[reference]\nkind = "self"\n'
+                   f'fallback_text = "Sure thing!"\n[prompts]\ntrain = ["builtin"]\neval = ["builtin"]\n')
+    r = CliRunner().invoke(cli, ["build", str(out), "--check"])
+    assert r.exit_code != 0 and "not a refusal" in r.output
+
+
 # -- checkpoint selection on validation prompts -----------------------------------------------
 
 

@@ -241,15 +241,20 @@ def pair_verdict(reference: str, ru: float, sample: str, u: float, *, delta: flo
     return "kept"
 
 
-def contrast_refusal(fallback_text: str, words: int = 0) -> str:
-    """The refusal benign contrast pairs reject: the fallback text, or only its first ``words`` words."""
+def contrast_refusal(fallback_text: str | Sequence[str], words: int = 0, prompt: str = "") -> str:
+    """The refusal a benign contrast pair for ``prompt`` rejects: the fallback text (with several,
+    the one :func:`~llmpatch.build.reference.pick_fallback` gives that prompt), or only its first
+    ``words`` words."""
+    from llmpatch.build.reference import pick_fallback
+
+    text = pick_fallback(fallback_text, prompt)
     if words <= 0:
-        return fallback_text
-    return " ".join(fallback_text.split()[:words])
+        return text
+    return " ".join(text.split()[:words])
 
 
-def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool, fallback_text: str,
-               contrast_words: int = 0, benign_repeat: int = 1) -> TrainingData:
+def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool,
+               fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
@@ -257,9 +262,9 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     answer is also preferred over a refusal, which teaches the patch not to over-refuse; with
     ``contrast_words`` that refusal is cut to its opening words, where a reply decides to refuse.
     ``benign_repeat`` > 1 repeats each benign prompt's SFT row, so SFT sees helpful answers as
-    often as refusals of look-alike requests.
+    often as refusals of look-alike requests. With several fallback texts each benign prompt's
+    contrast pair rejects one of them, so DPO cannot escape the contrast by avoiding one string.
     """
-    rejected_refusal = contrast_refusal(fallback_text, contrast_words)
     sft: list[dict[str, str]] = []
     pairs: list[dict[str, str]] = []
     counts = {"prompts": 0, "benign_prompts": 0, "candidates": 0, "kept": 0, "unsafe_reference": 0,
@@ -286,6 +291,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                 margins.append(u - ru)
                 chosen_u.append(ru)
                 rejected_u.append(u)
+        rejected_refusal = contrast_refusal(fallback_text, contrast_words, it["prompt"]) if benign else ""
         if benign and benign_contrast and ru <= tau and rejected_refusal:
             pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": rejected_refusal})
             counts["contrast_pairs"] += 1

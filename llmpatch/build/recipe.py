@@ -197,6 +197,26 @@ class Recipe:
             raise RecipeError(f"{p} is not valid TOML: {exc}") from None
         return cls.from_dict(raw, overrides=overrides, source=str(p), root=p.parent)
 
+    def _check_fallbacks(self, ref: dict[str, Any]) -> None:
+        """Each fallback refusal must be a refusal to the refusal judge (no model needed).
+
+        Fallbacks are recorded as safe without being judged, and benign contrast pairs reject them
+        as the refusal to avoid; a text the judge does not count as a refusal makes both untrue.
+        """
+        from llmpatch.build.reference import fallback_texts
+        from llmpatch.evaluate.judges import RefusalJudge
+
+        if not ref.get("refusal_fallback"):
+            return
+        texts = fallback_texts(ref.get("fallback_text"))
+        for i, (text, refuses) in enumerate(zip(texts, RefusalJudge().score(texts))):
+            if not refuses:
+                where = "reference.fallback_text" + ("" if isinstance(ref["fallback_text"], str) else f"[{i}]")
+                raise RecipeError(f"{self.source}: {where} {text!r} is not a refusal to the refusal judge "
+                                  "(it opens with none of its refusal phrases)",
+                                  hint="open each fallback with a refusal, e.g. \"I'm sorry, but I can't help with "
+                                  "that\"; nothing was generated or written")
+
     def _check(self, root: Path | None) -> None:
         """Checks the schema cannot express: files exist, a model is named when needed."""
         from llmpatch.evaluate.prompts import parse_hf_source
@@ -205,6 +225,7 @@ class Recipe:
         if d["reference"]["kind"] == "model" and not d["reference"].get("model"):
             raise RecipeError(f"{self.source}: reference.kind is 'model' but reference.model is not set",
                               hint="name M' (a Hub id, directory or .gguf file), or use kind = \"self\"")
+        self._check_fallbacks(d["reference"])
         sections = [("prompts", s, d["prompts"].get(s) or []) for s in ("train", "eval", "benign")]
         sections += [("select", s, d["select"].get(s) or []) for s in ("prompts", "benign")]
         for table, section, sources in sections:

@@ -12,6 +12,7 @@ Two kinds, one interface (``respond``):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -29,6 +30,27 @@ class Response:
     unsafety: float
     fallback: bool = False
     candidates: int = 1
+
+
+def fallback_texts(value: str | Sequence[str] | None) -> list[str]:
+    """``reference.fallback_text`` as a list: one refusal, or several to vary them."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def pick_fallback(value: str | Sequence[str] | None, prompt: str) -> str:
+    """The fallback refusal for ``prompt``: with several texts, one chosen by the prompt's sha256.
+
+    The choice depends only on the prompt's text (not on its position or the other prompts), so
+    the same request gets the same refusal in every build and in its benign contrast pair.
+    """
+    texts = fallback_texts(value)
+    if not texts:
+        return ""
+    if len(texts) == 1:
+        return texts[0]
+    return texts[int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big") % len(texts)]
 
 
 class ReferencePolicy(Protocol):
@@ -65,7 +87,8 @@ class SampledPolicy:
     seed: int = 0
     tau: float = 0.5
     refusal_fallback: bool = False
-    fallback_text: str = ""
+    #: one refusal, or a list of them (each harmful request gets one, see :func:`pick_fallback`)
+    fallback_text: str | list[str] = ""
     #: "unsafe": the fallback replaces a harmful request's best sample only when that is unsafe;
     #: "always": every harmful request gets the fallback (M' is not sampled on them)
     fallback_when: str = "unsafe"
@@ -109,7 +132,7 @@ class SampledPolicy:
         result: list[Response] = []
         for i, kind in enumerate(kinds):
             if i not in row:
-                result.append(Response(self.fallback_text, 0.0, fallback=True, candidates=0))
+                result.append(Response(pick_fallback(self.fallback_text, prompts[i]), 0.0, fallback=True, candidates=0))
                 self.stats["fallbacks"] = self.stats.get("fallbacks", 0) + 1
                 continue
             j = row[i]
@@ -117,7 +140,7 @@ class SampledPolicy:
             text, score = min(cands, key=lambda c: c[1])
             if self.refusal_fallback and kind == "target" and score > self.tau:
                 # even the best sample complies with a harmful request: answer as a safe model would
-                result.append(Response(self.fallback_text, 0.0, fallback=True, candidates=n))
+                result.append(Response(pick_fallback(self.fallback_text, prompts[i]), 0.0, fallback=True, candidates=n))
                 self.stats["fallbacks"] = self.stats.get("fallbacks", 0) + 1
             else:
                 result.append(Response(text, score, candidates=n))
