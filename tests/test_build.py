@@ -16,8 +16,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from llmpatch.build import Recipe, build
-from llmpatch.build import data as data_mod
+from llmpatch.builder import Recipe, build
+from llmpatch.builder import data as data_mod
 from llmpatch.cli import cli
 from llmpatch.errors import BaseModelError, RecipeError
 
@@ -64,7 +64,7 @@ def test_dpo_reward_margin_rises_above_zero(built):
 
 
 def test_only_the_prefix_is_trainable_and_base_weights_stay_bit_identical(built, tiny_model_dir):
-    from llmpatch.build import train as train_mod
+    from llmpatch.builder import train as train_mod
 
     model = train_mod._peft_with(recipe(tiny_model_dir), str(tiny_model_dir), built.patch.embeddings)
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
@@ -130,7 +130,7 @@ def test_rerun_with_the_same_recipe_reuses_cached_data_and_trained_stages(built,
     assert torch.equal(built.patch.embeddings, again.patch.embeddings)
     # another pair filter re-filters the cached data without regenerating it
     other = build(recipe(tiny_model_dir, "pairs.benign_contrast=false"), tmp_path / "other", data_only=True)
-    assert other["cached"] is True and other["stats"]["contrast_pairs"] == 0
+    assert other.data_cached is True and other.stats["contrast_pairs"] == 0
 
 
 def test_interrupted_build_resumes_from_the_last_checkpoint(tiny_model_dir, tmp_path):
@@ -264,10 +264,10 @@ def test_contrast_pairs_can_reject_only_the_opening_of_the_refusal_and_keep_the_
     monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
     r = recipe(tiny_model_dir, "pairs.contrast_words=2", "dpo.max_steps=1")
     info = build(r, tmp_path / "out", data_only=True)
-    assert info["stats"]["contrast_pairs"] == built.stats["contrast_pairs"] > 0
-    td = data_mod.build_sets(data_mod.read_cached(info["data_key"]), delta=0.5, tau=0.5, benign_contrast=True,
+    assert info.stats["contrast_pairs"] == built.stats["contrast_pairs"] > 0
+    td = data_mod.build_sets(data_mod.read_cached(info.data_key), delta=0.5, tau=0.5, benign_contrast=True,
                              fallback_text=r["reference"]["fallback_text"], contrast_words=2)
-    assert sum(p["rejected"] == "I'm sorry," for p in td.pairs) == info["stats"]["contrast_pairs"]
+    assert sum(p["rejected"] == "I'm sorry," for p in td.pairs) == info.stats["contrast_pairs"]
     res = build(r, tmp_path / "out")
     assert res.work_dir == built.work_dir and res.training["sft"].get("resumed_from") == "final"  # same SFT rows
     assert res.patch.manifest.build["data"]["pairs"] == td.digest()["pairs"] != built.patch.manifest.build["data"]["pairs"]
@@ -321,7 +321,7 @@ def test_another_model_can_be_the_reference_policy_only_its_text_is_used(tiny_mo
     r = recipe(tiny_model_dir, "reference.kind=model", f'reference.model="{wide_tiny_model_dir}"',
                "reference.best_of=1", "reference.refusal_fallback=false", "pairs.delta=0.0", "pairs.min_pairs=1")
     res = build(r, tmp_path / "out", data_only=True)
-    cached = data_mod.read_cached(res["data_key"])
+    cached = data_mod.read_cached(res.data_key)
     assert cached["reference"]["kind"] == "model"
     assert cached["reference"]["fingerprint"] == base_mod.identify(str(wide_tiny_model_dir)).fingerprint
     assert cached["reference"]["fingerprint"] != cached["base"]
@@ -333,17 +333,17 @@ def test_fallback_always_gives_every_harmful_request_the_fallback_and_samples_on
     monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
     default = build(recipe(tiny_model_dir), tmp_path / "a", data_only=True)
     res = build(recipe(tiny_model_dir, 'reference.fallback_when="always"'), tmp_path / "b", data_only=True)
-    assert res["data_key"] != default["data_key"]  # a different M', so different data
-    cached = data_mod.read_cached(res["data_key"])
+    assert res.data_key != default.data_key  # a different M', so different data
+    cached = data_mod.read_cached(res.data_key)
     assert cached["reference"]["fallback_when"] == "always"
     fallback = recipe(tiny_model_dir)["reference"]["fallback_text"]
     targets = [it for it in cached["items"] if it["kind"] == "target"]
     benign = [it for it in cached["items"] if it["kind"] == "benign"]
     assert targets and all(it["fallback"] and it["reference"] == fallback for it in targets)
     assert benign and not any(it["fallback"] for it in benign)
-    assert res["stats"]["fallbacks"] == len(targets)
+    assert res.stats["fallbacks"] == len(targets)
     # the default keeps recording no fallback_when, so data generated before the option keeps its key
-    assert "fallback_when" not in data_mod.read_cached(default["data_key"])["reference"]
+    assert "fallback_when" not in data_mod.read_cached(default.data_key)["reference"]
     with pytest.raises(RecipeError, match="fallback_when"):
         recipe(tiny_model_dir, 'reference.fallback_when="sometimes"')
 
@@ -353,7 +353,7 @@ REFUSALS = ["I'm sorry, but I can't help with that.", "I won't help with this; i
 
 
 def test_several_fallback_refusals_are_spread_over_prompts_by_their_text_and_reused_by_contrast_pairs():
-    from llmpatch.build.reference import pick_fallback
+    from llmpatch.builder.reference import pick_fallback
 
     prompts = [f"request number {i}" for i in range(64)]
     picked = [pick_fallback(REFUSALS, p) for p in prompts]
@@ -372,14 +372,14 @@ def test_several_fallback_refusals_are_spread_over_prompts_by_their_text_and_reu
 
 def test_fallback_list_gives_harmful_requests_varied_refusals_and_changes_the_data_key(
         tiny_model_dir, tmp_path, monkeypatch, build_home):
-    from llmpatch.build.reference import pick_fallback
+    from llmpatch.builder.reference import pick_fallback
 
     monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
     one = build(recipe(tiny_model_dir, 'reference.fallback_when="always"'), tmp_path / "a", data_only=True)
     many = build(recipe(tiny_model_dir, 'reference.fallback_when="always"', f"reference.fallback_text={json.dumps(REFUSALS)}"),
                  tmp_path / "b", data_only=True)
-    assert many["data_key"] != one["data_key"]
-    cached = data_mod.read_cached(many["data_key"])
+    assert many.data_key != one.data_key
+    cached = data_mod.read_cached(many.data_key)
     assert cached["reference"]["fallback_text"] == REFUSALS
     targets = [it for it in cached["items"] if it["kind"] == "target"]
     assert targets and all(it["fallback"] and it["reference"] == pick_fallback(REFUSALS, it["prompt"]) for it in targets)
@@ -409,13 +409,13 @@ def test_fallback_that_is_not_a_refusal_is_refused_before_anything_runs(tiny_mod
 
 @pytest.mark.parametrize("total,n,steps", [(18, 4, [5, 9, 14, 18]), (3, 5, [1, 2, 3]), (1, 1, [1]), (10, 1, [10])])
 def test_snapshot_steps_are_evenly_spaced_and_end_at_the_final_step(total, n, steps):
-    from llmpatch.build.train import snapshot_steps
+    from llmpatch.builder.train import snapshot_steps
 
     assert snapshot_steps(total, n) == steps
 
 
 def test_selection_chooses_the_lowest_score_and_ties_go_to_the_later_candidate():
-    from llmpatch.build.select import Candidate, choose
+    from llmpatch.builder.select import Candidate, choose
 
     t = torch.zeros(1, 2)
     a, b, c, d = (Candidate(n, "dpo", i, t) for i, n in enumerate("abcd"))
@@ -431,7 +431,7 @@ def test_selection_chooses_the_lowest_score_and_ties_go_to_the_later_candidate()
 
 def test_build_with_selection_scores_sft_and_dpo_snapshots_and_writes_the_chosen_one(tiny_model_dir, tmp_path,
                                                                                     monkeypatch, build_home):
-    from llmpatch.build.train import _load_prefix, snapshot_steps
+    from llmpatch.builder.train import _load_prefix, snapshot_steps
 
     monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
     r = recipe(tiny_model_dir, "select.enabled=true", "select.snapshots=3", "select.limit=3", "select.max_new_tokens=4")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmpatch.artifact import read_patch
-from llmpatch.build.recipe import Recipe
+from llmpatch.builder.recipe import Recipe
 
 ROOT = Path(__file__).parent.parent / "examples"
 NAMES = ("tox-fix", "harm-fix")

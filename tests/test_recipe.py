@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llmpatch.build.recipe import Recipe, apply_overrides, defaults, parse_override
+from llmpatch.builder.recipe import Recipe, apply_overrides, defaults, parse_override
 from llmpatch.cli import cli
 from llmpatch.errors import RecipeError
 

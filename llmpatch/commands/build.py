@@ -63,8 +63,8 @@ def register(cli: click.Group) -> None:
           llmpatch build recipe.toml -o out --set sft.lr=0.02 --set prefix.num_virtual_tokens=20
           accelerate launch -m llmpatch.cli build recipe.toml -o out     # several GPUs
         """
-        from llmpatch.build import build
-        from llmpatch.build.recipe import Recipe
+        from llmpatch.builder import build
+        from llmpatch.builder.recipe import Recipe
         from llmpatch.errors import RecipeError
 
         recipe = Recipe.load(recipe_path, overrides)
@@ -94,10 +94,12 @@ def register(cli: click.Group) -> None:
                        use_cache=not no_cache, data_only=data_only, on_stage=stage)
         if data_only:
             if as_json:
-                ui.print_json(result)
+                ui.print_json(result.to_dict())
             else:
-                ui.kv_table("pair statistics", sorted(result["stats"].items()))
+                ui.kv_table("pair statistics", sorted(result.stats.items()))
             return
+        if result.stage == "trained":
+            return  # a non-main process under accelerate launch: the main one reports
         d = result.to_dict()
         if as_json:
             ui.print_json(d)

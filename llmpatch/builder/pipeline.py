@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from llmpatch import __version__, paths
-from llmpatch.build import data as data_mod
-from llmpatch.build import select as select_mod
-from llmpatch.build import train as train_mod
-from llmpatch.build.recipe import Recipe
+from llmpatch.builder import data as data_mod
+from llmpatch.builder import select as select_mod
+from llmpatch.builder import train as train_mod
+from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
 
 log = logging.getLogger(__name__)
@@ -41,21 +41,39 @@ def _no_progress(description: str, total: int) -> ContextManager[Callable[[int],
 
 @dataclass
 class BuildResult:
-    """What a build produced: the patch, its training data statistics, curves and evaluation."""
+    """What a build produced: its training data statistics and, when it ran to the end, the patch.
 
-    patch: Any
-    out_dir: Path
+    One type for every way a build ends: a full build has ``patch``; ``--data-only`` stops after
+    the data (``patch`` is None, ``stage == "data"``); under ``accelerate launch`` the processes
+    other than the main one stop after training (``rank`` is set, ``stage == "trained"``).
+    """
+
     work_dir: Path
     stats: dict[str, Any]
-    training: dict[str, Any]
-    evals: list[dict[str, Any]]
-    report: dict[str, Any] | None
+    data_key: str
+    data_cached: bool
+    patch: Any = None
+    out_dir: Path | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] | None = None
     curves: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
-    data_cached: bool = False
     selection: dict[str, Any] | None = None
+    rank: int | None = None
+
+    @property
+    def stage(self) -> str:
+        """``written`` (a patch), ``trained`` (a non-main process) or ``data`` (``--data-only``)."""
+        return "written" if self.patch is not None else "trained" if self.rank is not None else "data"
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form (``build.json`` for a written patch)."""
+        if self.stage == "data":
+            return {"data_key": self.data_key, "cached": self.data_cached, "stats": self.stats,
+                    "work_dir": str(self.work_dir)}
+        if self.stage == "trained":
+            return {"rank": self.rank, "training": self.training}
         m = self.patch.manifest
         return {"patch": {"name": m.name, "version": m.version, "path": str(self.out_dir),
                           "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
@@ -208,12 +226,12 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
 
 def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress: ProgressFactory | None = None,
           report_dir: str | Path | None = None, use_cache: bool = True, data_only: bool = False,
-          on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> BuildResult | dict[str, Any]:
+          on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> BuildResult:
     """Build the patch a recipe describes into ``out_dir``; see the module docstring."""
     import llmpatch
     from llmpatch import artifact
     from llmpatch import base as base_mod
-    from llmpatch.build.reference import make_policy
+    from llmpatch.builder.reference import make_policy
     from llmpatch.runtime import PatchedModel
 
     progress = progress or _no_progress
@@ -262,7 +280,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
         validation = select_mod.load_validation(recipe)
         select_mod.check_disjoint([*validation[0], *validation[1]], {p.text for p in prompts})
     if data_only:
-        return {"data_key": data["key"], "cached": data["cached"], "stats": td.stats, "work_dir": str(work)}
+        return BuildResult(work, td.stats, data["key"], bool(data["cached"]))
 
     # 3. training (checkpointed in the work directory); on-policy pairs are sampled between SFT and DPO
     t0 = time.monotonic()
@@ -284,7 +302,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
 
     if not PartialState().is_main_process:
         # under `accelerate launch` every process trains its shard; only the main one selects, evaluates and writes
-        return {"rank": PartialState().process_index, "training": result.summary()}
+        return BuildResult(work, td.stats, data["key"], bool(data["cached"]), training=result.summary(),
+                           rank=PartialState().process_index)
     selection = None
     if validation is not None:
         # 3b. checkpoint selection on validation prompts (never the held-out eval split)
@@ -333,8 +352,9 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
                                      for e in evals]})
     patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
-    res = BuildResult(patch, out, work, td.stats, build_info["training"], evals, report, curves, timing, bool(data["cached"]),
-                      selection)
+    res = BuildResult(work, td.stats, data["key"], bool(data["cached"]), patch=patch, out_dir=out,
+                      training=build_info["training"], evals=evals, report=report, curves=curves, timing=timing,
+                      selection=selection)
     if report_dir:
         _write_report(Path(report_dir), res, recipe)
     return res

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import torch
 
-from llmpatch.build.train import ProgressFactory, _no_progress
+from llmpatch.builder.train import ProgressFactory, _no_progress
 from llmpatch.errors import LlmpatchError, RecipeError
 
 
@@ -88,7 +88,7 @@ def check_disjoint(validation: Sequence[Any], train_texts: set[str]) -> None:
 
 def candidates(result: Any, *, include_sft: bool) -> list[Candidate]:
     """The SFT prefix (optionally) and every snapshot of the last stage, in training order."""
-    from llmpatch.build.train import _load_prefix
+    from llmpatch.builder.train import _load_prefix
 
     out = [Candidate("sft", "sft", 0, result.sft_embeddings)] if include_sft else []
     for stage, step, path in result.snapshots:

@@ -180,7 +180,7 @@ def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer,
     with progress("sampling M (deployed model)", len(flat)) as advance:
         m_out = model.generate(flat, chat=chat, config=cfg, progress=advance)
     flat_kinds = [k for k in kinds for _ in range(n)]
-    from llmpatch.build.reference import _score_by_kind
+    from llmpatch.builder.reference import _score_by_kind
 
     m_scores = _score_by_kind(scorer, m_out, flat, flat_kinds)
     needed = policy.samples_needed(kinds) if hasattr(policy, "samples_needed") else len(texts)
@@ -243,9 +243,9 @@ def pair_verdict(reference: str, ru: float, sample: str, u: float, *, delta: flo
 
 def contrast_refusal(fallback_text: str | Sequence[str], words: int = 0, prompt: str = "") -> str:
     """The refusal a benign contrast pair for ``prompt`` rejects: the fallback text (with several,
-    the one :func:`~llmpatch.build.reference.pick_fallback` gives that prompt), or only its first
+    the one :func:`~llmpatch.builder.reference.pick_fallback` gives that prompt), or only its first
     ``words`` words."""
-    from llmpatch.build.reference import pick_fallback
+    from llmpatch.builder.reference import pick_fallback
 
     text = pick_fallback(fallback_text, prompt)
     if words <= 0:
@@ -352,7 +352,7 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
                                    top_p=gen["top_p"], seed=seed + 1000 * j, batch_size=gen["batch_size"])
             for i, y in enumerate(model.generate(texts, chat=chat, config=cfg, progress=advance)):
                 answers[i].append(y)
-    from llmpatch.build.reference import _score_by_kind
+    from llmpatch.builder.reference import _score_by_kind
 
     flat = [y for a in answers for y in a]
     scores = _score_by_kind(scorer, flat, [t for t in texts for _ in range(n)], [k for k in kinds for _ in range(n)])

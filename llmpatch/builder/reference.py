@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from llmpatch.runtime import GenerationConfig, PatchedModel
 
-#: ``unsafety(texts, prompts, kind) -> scores`` (0 = safe); see llmpatch.build.data.Scorer.
+#: ``unsafety(texts, prompts, kind) -> scores`` (0 = safe); see llmpatch.builder.data.Scorer.
 UnsafetyFn = Callable[[list[str], list[str], str], list[float]]
 
 

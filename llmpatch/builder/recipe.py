@@ -203,7 +203,7 @@ class Recipe:
         Fallbacks are recorded as safe without being judged, and benign contrast pairs reject them
         as the refusal to avoid; a text the judge does not count as a refusal makes both untrue.
         """
-        from llmpatch.build.reference import fallback_texts
+        from llmpatch.builder.reference import fallback_texts
         from llmpatch.evaluate.judges import RefusalJudge
 
         if not ref.get("refusal_fallback"):
