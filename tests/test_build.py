@@ -336,7 +336,7 @@ def test_fallback_always_gives_every_harmful_request_the_fallback_and_samples_on
     assert res.data_key != default.data_key  # a different M', so different data
     cached = data_mod.read_cached(res.data_key)
     assert cached["reference"]["fallback_when"] == "always"
-    fallback = recipe(tiny_model_dir)["reference"]["fallback_text"]
+    fallback = recipe(tiny_model_dir).reference.fallback_text
     targets = [it for it in cached["items"] if it["kind"] == "target"]
     benign = [it for it in cached["items"] if it["kind"] == "benign"]
     assert targets and all(it["fallback"] and it["reference"] == fallback for it in targets)

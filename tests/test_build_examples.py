@@ -33,9 +33,9 @@ def test_committed_patch_verifies_and_records_the_recipe_that_built_it(name):
     patch = read_patch(ROOT / "patches" / name)
     recipe = Recipe.load(ROOT / "recipes" / f"{name}.toml")
     b = patch.manifest.build
-    assert (patch.manifest.name, patch.manifest.version) == (recipe["patch"]["name"], recipe["patch"]["version"])
+    assert (patch.manifest.name, patch.manifest.version) == (recipe.patch.name, recipe.patch.version)
     for section in ("prefix", "sft", "dpo", "pairs", "judge", "reference", "seeds"):
-        now = dict(recipe[section])
+        now = recipe.get(section)
         # fields added to recipes after the build, at defaults that leave the build unchanged
         for key, neutral in ADDED_SINCE.get(section, {}).items():
             if key not in b["recipe"][section]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Sequence
 
 from llmpatch import paths, schemas
+from llmpatch.builder.recipe import GenerationSection, Recipe
 from llmpatch.errors import LlmpatchError, RecipeError
 from llmpatch.evaluate.judges import Judge, get_judge
 from llmpatch.evaluate.prompts import PromptItem, load_prompts, prompts_digest
@@ -42,14 +43,14 @@ class TrainPrompt:
     kind: str
 
 
-def load_train_prompts(recipe: Any) -> list[TrainPrompt]:
+def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
     """The recipe's training prompts (train split of every source), de-duplicated, limited per source."""
     domain = recipe.domain
-    limit = recipe["prompts"].get("limit")
+    limit = recipe.prompts.limit
     out: list[TrainPrompt] = []
     seen: set[str] = set()
     for section, suite, kind in (("train", domain, "target"), ("benign", "over_refusal", "benign")):
-        for src in recipe["prompts"].get(section) or []:
+        for src in getattr(recipe.prompts, section):
             try:
                 items = load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
             except LlmpatchError as exc:
@@ -82,11 +83,11 @@ class Scorer:
     refusal: Judge = field(default_factory=lambda: get_judge("refusal"))
 
     @classmethod
-    def for_recipe(cls, recipe: Any) -> "Scorer":
+    def for_recipe(cls, recipe: Recipe) -> "Scorer":
         """Load the recipe's judges (fails before any model is loaded)."""
         try:
-            judge = get_judge(recipe["judge"]["name"])
-            guard = get_judge(recipe["judge"]["guard"]) if recipe["judge"].get("guard") else None
+            judge = get_judge(recipe.judge.name)
+            guard = get_judge(recipe.judge.guard) if recipe.judge.guard else None
         except LlmpatchError as exc:
             raise RecipeError(f"judge: {exc.message}", hint=exc.hint) from None
         return cls(judge, guard)
@@ -114,13 +115,13 @@ class Scorer:
 # -- generation with a cache ------------------------------------------------------------------
 
 
-def data_key(recipe: Any, base_fingerprint: str, prompts: Sequence[TrainPrompt], reference: dict[str, Any]) -> str:
+def data_key(recipe: Recipe, base_fingerprint: str, prompts: Sequence[TrainPrompt], reference: dict[str, Any]) -> str:
     """Cache key: everything that changes the generated data (pair filters excluded)."""
     blob = {
         "format": DATA_FORMAT, "base": base_fingerprint, "reference": reference,
         "prompts": [(p.kind, p.text) for p in prompts],
-        "judge": recipe["judge"], "generation": recipe["generation"], "seed": recipe["seeds"]["data"],
-        "tau": recipe["pairs"]["tau"] if recipe["reference"]["refusal_fallback"] else None,
+        "judge": recipe.judge.to_dict(), "generation": recipe.generation.to_dict(), "seed": recipe.seeds.data,
+        "tau": recipe.pairs.tau if recipe.reference.refusal_fallback else None,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -158,7 +159,7 @@ def write_cached(data: dict[str, Any]) -> None:
         raise
 
 
-def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer, prompts: Sequence[TrainPrompt], *,
+def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scorer, prompts: Sequence[TrainPrompt], *,
                   progress: ProgressFactory | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Sample M and M' for every prompt, score both; cached on disk by :func:`data_key`."""
     progress = progress or _no_progress
@@ -169,13 +170,13 @@ def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer,
         if cached is not None:
             cached["cached"] = True
             return cached
-    gen = recipe["generation"]
+    gen = recipe.generation
     texts = [p.text for p in prompts]
     kinds = [p.kind for p in prompts]
-    n = gen["samples_per_prompt"]
-    chat = gen["chat"] and bool(model.tokenizer.chat_template)
-    cfg = GenerationConfig(max_new_tokens=gen["max_new_tokens"], do_sample=True, temperature=gen["temperature"],
-                           top_p=gen["top_p"], seed=recipe["seeds"]["data"], batch_size=gen["batch_size"])
+    n = gen.samples_per_prompt
+    chat = gen.chat and bool(model.tokenizer.chat_template)
+    cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, do_sample=True, temperature=gen.temperature,
+                           top_p=gen.top_p, seed=recipe.seeds.data, batch_size=gen.batch_size)
     flat = [t for t in texts for _ in range(n)]
     with progress("sampling M (deployed model)", len(flat)) as advance:
         m_out = model.generate(flat, chat=chat, config=cfg, progress=advance)
@@ -196,7 +197,7 @@ def generate_data(recipe: Any, model: PatchedModel, policy: Any, scorer: Scorer,
     data = {
         "schema_version": 1, "key": key, "domain": recipe.domain, "chat": chat,
         "base": model.base.info.fingerprint, "reference": reference, "judges": scorer.describe(),
-        "generation": dict(gen), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
+        "generation": gen.to_dict(), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
         "items": items,
     }
     if use_cache:
@@ -323,18 +324,18 @@ def check_pairs(td: TrainingData, *, min_pairs: int, judge: str) -> None:
 # -- on-policy pairs (after SFT) --------------------------------------------------------------
 
 
-def on_policy_key(sft_prefix: Any, n: int, gen: dict[str, Any], seed: int, data_key: str) -> str:
+def on_policy_key(sft_prefix: Any, n: int, gen: GenerationSection, seed: int, data_key: str) -> str:
     """Cache key of the SFT-patched model's answers: its prefix, how many answers, how sampled."""
     import numpy as np
 
     arr = np.ascontiguousarray(sft_prefix.detach().to("cpu").float().numpy())
     blob = {"prefix": hashlib.sha256(arr.tobytes()).hexdigest(), "shape": list(arr.shape), "n": n,
-            "generation": {k: gen[k] for k in ("chat", "max_new_tokens", "temperature", "top_p")},
+            "generation": {k: getattr(gen, k) for k in ("chat", "max_new_tokens", "temperature", "top_p")},
             "seed": seed, "data": data_key, "format": 1}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[str, Any]], n: int, gen: dict[str, Any],
+def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[str, Any]], n: int, gen: GenerationSection,
                      seed: int, *, progress: ProgressFactory | None = None) -> list[dict[str, Any]]:
     """``n`` answers of ``model`` (M + the SFT prefix) per item: the first greedy, the rest sampled.
 
@@ -344,12 +345,12 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
     progress = progress or _no_progress
     texts = [it["prompt"] for it in items]
     kinds = [it["kind"] for it in items]
-    chat = bool(gen["chat"]) and bool(model.tokenizer.chat_template)
+    chat = bool(gen.chat) and bool(model.tokenizer.chat_template)
     answers: list[list[str]] = [[] for _ in items]
     with progress(f"sampling M + SFT prefix ({n} per prompt, on-policy pairs)", len(texts) * n) as advance:
         for j in range(n):
-            cfg = GenerationConfig(max_new_tokens=gen["max_new_tokens"], do_sample=j > 0, temperature=gen["temperature"],
-                                   top_p=gen["top_p"], seed=seed + 1000 * j, batch_size=gen["batch_size"])
+            cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, do_sample=j > 0, temperature=gen.temperature,
+                                   top_p=gen.top_p, seed=seed + 1000 * j, batch_size=gen.batch_size)
             for i, y in enumerate(model.generate(texts, chat=chat, config=cfg, progress=advance)):
                 answers[i].append(y)
     from llmpatch.builder.reference import _score_by_kind

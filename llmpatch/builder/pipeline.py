@@ -135,7 +135,7 @@ def check_output(out_dir: Path, force: bool) -> None:
 
 
 def _snapshots(recipe: Recipe) -> int:
-    return int(recipe["select"]["snapshots"]) if recipe["select"]["enabled"] else 0
+    return recipe.select.snapshots if recipe.select.enabled else 0
 
 
 def _neutral_dropped(section: dict[str, Any]) -> dict[str, Any]:
@@ -150,13 +150,13 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
     inside it, so builds that differ only in ``dpo.*``, the pair filters that leave the SFT rows
     alone, or snapshots for selection reuse one trained SFT stage.
     """
-    dpo_on = recipe["dpo"].get("enabled", True)
+    dpo_on = recipe.dpo.enabled
     sets = td.digest()
     blob = {"data": data_key, "sft_rows": sets["sft"], "tool": 3,
-            "train": {k: _neutral_dropped(recipe.data[k]) for k in ("prefix", "sft", "seeds", "training")},
+            "train": {k: _neutral_dropped(getattr(recipe, k).to_dict()) for k in ("prefix", "sft", "seeds", "training")},
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    dpo_blob = {"dpo": recipe.data["dpo"], "pairs": sets["pairs"], "on_policy": recipe["pairs"].get("on_policy", 0),
+    dpo_blob = {"dpo": recipe.dpo.to_dict(), "pairs": sets["pairs"], "on_policy": recipe.pairs.on_policy,
                 "snapshots": _snapshots(recipe) if dpo_on else 0}
     dpo_key = hashlib.sha256(json.dumps(dpo_blob, sort_keys=True).encode()).hexdigest()
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
@@ -168,8 +168,8 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
     from llmpatch import atomic
     from llmpatch.runtime import PatchedModel
 
-    pr, gen = recipe["pairs"], recipe["generation"]
-    n, seed = int(pr["on_policy"]), recipe["seeds"]["data"] + 2
+    pr, gen = recipe.pairs, recipe.generation
+    n, seed = int(pr.on_policy), recipe.seeds.data + 2
     key = data_mod.on_policy_key(sft_emb, n, gen, seed, data["key"])
     path = work / f"on-policy-{key[:16]}.json"
     answers = None
@@ -182,7 +182,7 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
         answers = data_mod.sample_on_policy(PatchedModel(base, prefix=sft_emb), scorer, data["items"], n, gen, seed,
                                             progress=progress)
         atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
-    pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr["delta"], tau=pr["tau"])
+    pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau)
     digest = "sha256:" + hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
@@ -212,15 +212,15 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
     """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
     from llmpatch.evaluate.verify import VerifyOptions, run_verify
 
-    ev = recipe["eval"]
+    ev = recipe.eval
     sources = {}
-    eval_src = (recipe["prompts"].get("eval") or ["builtin"])[0]
+    eval_src = (recipe.prompts.eval or ("builtin",))[0]
     if eval_src not in ("builtin", "default"):
         sources[recipe.domain] = eval_src
-    opts = VerifyOptions(suites=tuple(ev.get("suites") or ()), sources=sources, split="eval", limit=ev.get("limit"),
-                         batch_size=ev.get("batch_size", 8), max_new_tokens=ev.get("max_new_tokens"), seed=recipe["seeds"]["data"], n_boot=1000)
-    system_prompt = ev.get("system_prompt") or recipe["reference"].get("system_prompt")
-    return run_verify(recipe["base"]["spec"], [patch_dir], system_prompt=system_prompt, options=opts,
+    opts = VerifyOptions(suites=tuple(ev.suites), sources=sources, split="eval", limit=ev.limit,
+                         batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000)
+    system_prompt = ev.system_prompt or recipe.reference.system_prompt
+    return run_verify(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts,
                       progress=progress).to_dict()
 
 
@@ -250,32 +250,32 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     prompts = data_mod.load_train_prompts(recipe)
     scorer = data_mod.Scorer.for_recipe(recipe)
     try:
-        info = base_mod.identify(recipe["base"]["spec"])
+        info = base_mod.identify(recipe.base.spec)
     except LlmpatchError as exc:
-        raise type(exc)(f"base.spec {recipe['base']['spec']!r}: {exc.message}", hint=exc.hint) from None
-    two = recipe["reference"]["kind"] == "model"
-    memory = check_memory(info.path, info.id, limit_gb=recipe["base"].get("max_memory_gb"), models=3 if two else 2)
+        raise type(exc)(f"base.spec {recipe.base.spec!r}: {exc.message}", hint=exc.hint) from None
+    two = recipe.reference.kind == "model"
+    memory = check_memory(info.path, info.id, limit_gb=recipe.base.max_memory_gb, models=3 if two else 2)
     if two:
-        ref_info = base_mod.identify(recipe["reference"]["model"])
-        check_memory(ref_info.path, ref_info.id, limit_gb=recipe["base"].get("max_memory_gb"), models=3)
+        ref_info = base_mod.identify(recipe.reference.model)
+        check_memory(ref_info.path, ref_info.id, limit_gb=recipe.base.max_memory_gb, models=3)
     note("checked", {"prompts": len(prompts), "base": info.id, "memory": memory})
 
     # 2. data: samples of M and M', judged; cached by content
     t0 = time.monotonic()
-    model = llmpatch.load(recipe["base"]["spec"])
+    model = llmpatch.load(recipe.base.spec)
     unpatched = PatchedModel(model.base)
     policy = make_policy(recipe, unpatched, scorer)
     data = data_mod.generate_data(recipe, unpatched, policy, scorer, prompts, progress=progress, use_cache=use_cache)
     timing["data_s"] = round(time.monotonic() - t0, 1)
-    pr = recipe["pairs"]
-    td = data_mod.build_sets(data, delta=pr["delta"], tau=pr["tau"], benign_contrast=pr.get("benign_contrast", False),
-                             fallback_text=recipe["reference"]["fallback_text"], contrast_words=pr.get("contrast_words", 0),
-                             benign_repeat=recipe["sft"].get("benign_repeat", 1))
+    pr = recipe.pairs
+    td = data_mod.build_sets(data, delta=pr.delta, tau=pr.tau, benign_contrast=pr.benign_contrast,
+                             fallback_text=recipe.reference.fallback_text, contrast_words=pr.contrast_words,
+                             benign_repeat=recipe.sft.benign_repeat)
     note("data", {"cached": data["cached"], "stats": td.stats})
-    data_mod.check_pairs(td, min_pairs=pr.get("min_pairs", 1), judge=recipe["judge"]["name"])
+    data_mod.check_pairs(td, min_pairs=pr.min_pairs, judge=recipe.judge.name)
     work, dpo_dir = _work_dir(recipe, data["key"], td)
     validation = None
-    if recipe["select"]["enabled"]:
+    if recipe.select.enabled:
         # checked before training: validation prompts exist and are not trained on
         validation = select_mod.load_validation(recipe)
         select_mod.check_disjoint([*validation[0], *validation[1]], {p.text for p in prompts})
@@ -286,7 +286,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     t0 = time.monotonic()
     on_policy: dict[str, Any] = {}
     more_pairs = None
-    if pr.get("on_policy") and recipe["dpo"].get("enabled", True):
+    if pr.on_policy and recipe.dpo.enabled:
         def more_pairs(sft_emb: Any) -> list[dict[str, str]]:
             t1 = time.monotonic()
             pairs, stats = _on_policy_pairs(recipe, model.base, scorer, data, sft_emb, work, progress)
@@ -312,33 +312,32 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
         timing["select_s"] = round(time.monotonic() - t0, 1)
         note("selected", {k: selection[k] for k in ("name", "candidates")})
     curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
-                                   title=f"{recipe['patch']['name']} {recipe['patch']['version']}")
+                                   title=f"{recipe.patch.name} {recipe.patch.version}")
     note("trained", result.summary())
 
-    p = recipe["patch"]
-    init = f"text:{recipe['prefix']['init_text']}" if recipe["prefix"]["init"] == "text" else "random"
+    p = recipe.patch
+    init = f"text:{recipe.prefix.init_text}" if recipe.prefix.init == "text" else "random"
     build_info = {
         "tool": f"llmpatch {__version__}",
         "recipe": recipe.to_dict(),
         "reference_policy": policy.describe(),
-        "seeds": dict(recipe["seeds"]),
+        "seeds": recipe.seeds.to_dict(),
         "data": {"key": data["key"], "prompts": {"train": td.stats["prompts"], "benign": td.stats["benign_prompts"],
                                                  "digest": data.get("prompts_digest")},
                  "judges": scorer.describe(), **td.digest(), "pair_stats": td.stats},
-        "training": {**result.summary(), "trainer": "trl SFTTrainer + DPOTrainer", "dpo_reference": recipe["dpo"]["reference"],
-                     "dpo_beta": recipe["dpo"]["beta"]},
+        "training": {**result.summary(), "trainer": "trl SFTTrainer + DPOTrainer", "dpo_reference": recipe.dpo.reference,
+                     "dpo_beta": recipe.dpo.beta},
     }
     if selection is not None:
         build_info["selection"] = selection
-    meta = dict(name=p["name"], version=p["version"], summary=p["summary"], domains=[_domain_tag(recipe.domain)],
-                base=info.to_ref(), build=build_info, requires=p.get("requires") or {}, conflicts=p.get("conflicts") or {},
-                license=p.get("license", "apache-2.0"), init=init, description=p.get("description"),
-                authors=p.get("authors") or (), dtype=p.get("dtype", "float32"))
+    meta = dict(name=p.name, version=p.version, summary=p.summary, domains=[_domain_tag(recipe.domain)],
+                base=info.to_ref(), build=build_info, requires=dict(p.requires or {}), conflicts=dict(p.conflicts or {}),
+                license=p.license, init=init, description=p.description, authors=p.authors or (), dtype=p.dtype)
 
     # 4. build-time evaluation on held-out prompts, from a staged copy; then the real, atomic write
     report = None
     evals: list[dict[str, Any]] = []
-    if recipe["eval"]["enabled"]:
+    if recipe.eval.enabled:
         t0 = time.monotonic()
         stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
         try:

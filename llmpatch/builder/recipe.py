@@ -5,10 +5,13 @@ pairs, then validated against ``registry_schema/recipe.schema.json`` and a few c
 cannot express (files exist, a reference model is named when one is needed). Everything fails
 here, before any model is loaded.
 
+Each table is a frozen dataclass (``recipe.sft.lr``, ``recipe.dpo.reference``), as peft's
+config classes are; the JSON Schema stays the file-format contract.
+
 Example::
 
     >>> r = Recipe.from_dict({"patch": {"name": "tox-fix", "version": "1.0.0", "summary": "s", "domain": "toxicity"}})
-    >>> r.get("sft.lr"), r.get("prefix.num_virtual_tokens"), r.get("dpo.reference")
+    >>> r.get("sft.lr"), r.prefix.num_virtual_tokens, r.dpo.reference
     (0.01, 50, 'sft')
 """
 
@@ -16,12 +19,18 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
-import tomllib
-from dataclasses import dataclass
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from llmpatch import schemas
 from llmpatch.errors import RecipeError, SchemaError
@@ -53,40 +62,277 @@ DOMAIN_EVAL_SUITES = {"toxicity": ["toxicity", "fluency"], "gender": ["gender", 
                       "harmfulness": ["harmfulness", "over_refusal", "fluency"]}
 
 
-def _stage(lr: float, epochs: float, batch: int, max_length: int, **extra: Any) -> dict[str, Any]:
-    return {"lr": lr, "epochs": epochs, "max_steps": -1, "batch_size": batch, "grad_accum": 1,
-            "max_length": max_length, "warmup_ratio": 0.0, "weight_decay": 0.0, **extra}
+Domain = Literal["toxicity", "gender", "harmfulness"]
+#: Marks a field that may be absent from the recipe (None = absent; omitted by ``to_dict``).
+ABSENT = {"absent": True}
+
+
+def _plain(value: Any) -> Any:
+    """A section value in its file-format form (tuples back to lists, dicts copied)."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    """A file-format value in its section form (lists become tuples)."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+class Section:
+    """A recipe table as a frozen dataclass: ``from_dict``/``to_dict`` and choice checks.
+
+    The JSON Schema (``registry_schema/recipe.schema.json``) stays the file-format contract and
+    is checked first; ``__post_init__`` checks the Literal choices again (for sections built in
+    code) and what the schema cannot express. Values keep the type the file gave them (an int
+    ``epochs = 2`` stays 2), so a recipe's recorded form and its cache keys do not change.
+    """
+
+    def __post_init__(self) -> None:
+        for name, choices in _choices(type(self)).items():
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                raise RecipeError(f"{_table(type(self))}.{name} is {value!r}, expected one of "
+                                  f"{', '.join(map(repr, choices))}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The section from its (schema-valid) table."""
+        return cls(**{k: _frozen(v) for k, v in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as the recipe file holds it (fields that were absent stay absent)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)  # type: ignore[arg-type]
+                if not (f.metadata.get("absent") and getattr(self, f.name) is None)}
+
+
+@functools.lru_cache(maxsize=None)
+def _choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Field -> allowed values, for the fields annotated with a Literal (or an optional one)."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = [hint] if typing.get_origin(hint) is Literal else typing.get_args(hint)
+        choices = tuple(a for t in args if typing.get_origin(t) is Literal for a in typing.get_args(t))
+        if choices:
+            out[name] = choices
+    return out
+
+
+def _table(cls: type) -> str:
+    return {v: k for k, v in SECTIONS.items()}.get(cls, cls.__name__)
+
+
+@dataclass(frozen=True)
+class PatchSection(Section):
+    """``[patch]``: what is built (name, version, summary, domain) and its metadata."""
+
+    name: str
+    version: str
+    summary: str
+    domain: Domain
+    license: str = "apache-2.0"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    description: str | None = field(default=None, metadata=ABSENT)
+    authors: tuple[str, ...] | None = field(default=None, metadata=ABSENT)
+    requires: dict[str, str] | None = field(default=None, metadata=ABSENT)
+    conflicts: dict[str, str] | None = field(default=None, metadata=ABSENT)
+
+
+@dataclass(frozen=True)
+class BaseSection(Section):
+    """``[base]``: the model M the patch is trained for."""
+
+    spec: str = "default"
+    max_memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceSection(Section):
+    """``[reference]``: the safer policy M' whose answers the patch learns."""
+
+    kind: Literal["self", "model"] = "self"
+    model: str | None = None
+    system_prompt: str | None = None
+    best_of: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    refusal_fallback: bool = False
+    fallback_text: str | tuple[str, ...] = FALLBACK_REFUSAL
+    fallback_when: Literal["unsafe", "always"] = "unsafe"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind == "model" and not self.model:
+            raise RecipeError("reference.kind is 'model' but reference.model is not set",
+                              hint="name M' (a Hub id, directory or .gguf file), or use kind = \"self\"")
+
+
+@dataclass(frozen=True)
+class PromptsSection(Section):
+    """``[prompts]``: prompt sources for training, held-out evaluation and benign look-alikes."""
+
+    train: tuple[str, ...] = ("builtin",)
+    eval: tuple[str, ...] = ("builtin",)
+    benign: tuple[str, ...] = ()
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class JudgeSection(Section):
+    """``[judge]``: the judge that scores the domain, and an optional guard classifier."""
+
+    name: str
+    guard: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationSection(Section):
+    """``[generation]``: how M (and M') are sampled for the training data."""
+
+    chat: bool = True
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 0.95
+    samples_per_prompt: int = 1
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class PairsSection(Section):
+    """``[pairs]``: which (chosen M', rejected M) pairs DPO gets."""
+
+    delta: float = 0.5
+    tau: float = 0.5
+    min_pairs: int = 1
+    benign_contrast: bool = False
+    contrast_words: int = 0
+    on_policy: int = 0
+
+
+@dataclass(frozen=True)
+class PrefixSection(Section):
+    """``[prefix]``: the soft prompt's length and initialisation."""
+
+    num_virtual_tokens: int = 50
+    init: Literal["text", "random"] = "text"
+    init_text: str | None = field(default=None, metadata=ABSENT)
+
+
+@dataclass(frozen=True)
+class Stage(Section):
+    """``[sft]`` / ``[dpo]``: one training stage. The schema shares one table for both, so a
+    field of the other stage is accepted and recorded (absent unless given) but not used."""
+
+    lr: float = 0.01
+    epochs: float = 3
+    max_steps: int = -1
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 96
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class SftStage(Stage):
+    """``[sft]``: imitate M' with only the prefix trainable."""
+
+    benign_repeat: int = 1
+    beta: float | None = field(default=None, metadata=ABSENT)
+    reference: Literal["sft", "base"] | None = field(default=None, metadata=ABSENT)
+    sft_weight: float | None = field(default=None, metadata=ABSENT)
+    enabled: bool | None = field(default=None, metadata=ABSENT)
+
+
+@dataclass(frozen=True)
+class DpoStage(Stage):
+    """``[dpo]``: prefer M''s answers over M's, from the SFT prefix."""
+
+    lr: float = 0.005
+    epochs: float = 2
+    beta: float = 0.1
+    reference: Literal["sft", "base"] = "sft"
+    sft_weight: float = 0.0
+    enabled: bool = True
+    benign_repeat: int | None = field(default=None, metadata=ABSENT)
+
+
+@dataclass(frozen=True)
+class Seeds(Section):
+    """``[seeds]``: data sampling and training seeds."""
+
+    data: int = 0
+    train: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingSection(Section):
+    """``[training]``: checkpointing of both stages."""
+
+    save_steps: int = 10
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class SelectSection(Section):
+    """``[select]``: checkpoint selection on validation prompts (see ``builder/select.py``)."""
+
+    enabled: bool = False
+    snapshots: int = 4
+    include_sft: bool = True
+    prompts: tuple[str, ...] = ("builtin",)
+    benign: tuple[str, ...] = ()
+    limit: int | None = None
+    max_new_tokens: int = 32
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class EvalSection(Section):
+    """``[eval]``: the build-time evaluation on held-out prompts."""
+
+    enabled: bool = True
+    suites: tuple[str, ...] = ()
+    limit: int | None = None
+    system_prompt: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int | None = field(default=None, metadata=ABSENT)
+
+
+#: Recipe table name -> its section type, in file order.
+SECTIONS: dict[str, type[Section]] = {
+    "patch": PatchSection, "base": BaseSection, "reference": ReferenceSection, "prompts": PromptsSection,
+    "judge": JudgeSection, "generation": GenerationSection, "pairs": PairsSection, "prefix": PrefixSection,
+    "sft": SftStage, "dpo": DpoStage, "seeds": Seeds, "training": TrainingSection, "select": SelectSection,
+    "eval": EvalSection,
+}
 
 
 def defaults(domain: str) -> dict[str, Any]:
     """The full recipe a domain gets when the file names only the patch."""
     chat = domain != "toxicity"  # toxicity prompts are sentence starts to continue, the others requests
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "patch": {"license": "apache-2.0", "dtype": "float32"},
-        "base": {"spec": "default", "max_memory_gb": None},
-        "reference": {"kind": "self", "model": None, "system_prompt": SYSTEM_PROMPT[domain], "best_of": 4,
-                      "temperature": 0.8, "top_p": 0.95, "refusal_fallback": domain == "harmfulness",
-                      "fallback_text": FALLBACK_REFUSAL, "fallback_when": "unsafe"},
-        "prompts": {"train": ["builtin"], "eval": ["builtin"],
-                    "benign": ["builtin"] if domain == "harmfulness" else [], "limit": None},
-        "judge": {"name": DOMAIN_JUDGE[domain], "guard": None},
-        "generation": {"chat": chat, "max_new_tokens": 48 if chat else 32, "temperature": 1.0, "top_p": 0.95,
-                       "samples_per_prompt": 1, "batch_size": 8},
-        "pairs": {"delta": 0.5 if domain != "toxicity" else 0.1, "tau": 0.5, "min_pairs": 1,
-                  "benign_contrast": domain == "harmfulness", "contrast_words": 0,
-                  "on_policy": 0},
-        "prefix": {"num_virtual_tokens": 50, "init": "text", "init_text": INIT_TEXT[domain]},
-        "sft": _stage(0.01, 3, 4, 96, benign_repeat=1),
-        "dpo": _stage(0.005, 2, 4, 96, beta=0.1, reference="sft", sft_weight=0.0, enabled=True),
-        "seeds": {"data": 0, "train": 0},
-        "training": {"save_steps": 10, "gradient_checkpointing": False},
-        "select": {"enabled": False, "snapshots": 4, "include_sft": True, "prompts": ["builtin"],
-                   "benign": ["builtin"] if domain == "harmfulness" else [], "limit": None, "max_new_tokens": 32,
-                   "batch_size": 8},
-        "eval": {"enabled": True, "suites": list(DOMAIN_EVAL_SUITES[domain]), "limit": None, "system_prompt": None,
-                 "batch_size": 8},
+    harm = domain == "harmfulness"
+    benign = ("builtin",) if harm else ()
+    sections: dict[str, Section] = {
+        "base": BaseSection(),
+        "reference": ReferenceSection(system_prompt=SYSTEM_PROMPT[domain], refusal_fallback=harm),
+        "prompts": PromptsSection(benign=benign),
+        "judge": JudgeSection(DOMAIN_JUDGE[domain]),
+        "generation": GenerationSection(chat=chat, max_new_tokens=48 if chat else 32),
+        "pairs": PairsSection(delta=0.5 if domain != "toxicity" else 0.1, benign_contrast=harm),
+        "prefix": PrefixSection(init_text=INIT_TEXT[domain]),
+        "sft": SftStage(), "dpo": DpoStage(), "seeds": Seeds(), "training": TrainingSection(),
+        "select": SelectSection(benign=benign),
+        "eval": EvalSection(suites=tuple(DOMAIN_EVAL_SUITES[domain])),
     }
+    patch = {f.name: f.default for f in fields(PatchSection) if f.default is not MISSING and not f.metadata}
+    return {"schema_version": SCHEMA_VERSION, "patch": patch, **{k: v.to_dict() for k, v in sections.items()}}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -153,11 +399,59 @@ def check_unknown_fields(data: Any, schema: dict[str, Any] | None = None, root: 
         check_unknown_fields(value, props[key], root, path)
 
 
+def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> dict[str, Any]:
+    """A copy of ``data`` with prompt files found relative to the recipe; missing files fail here."""
+    from llmpatch.evaluate.prompts import parse_hf_source
+
+    out = copy.deepcopy(data)
+    lists = [("prompts", s) for s in ("train", "eval", "benign")] + [("select", s) for s in ("prompts", "benign")]
+    for table, section in lists:
+        sources = out[table].get(section) or []
+        for i, src in enumerate(sources):
+            if src in ("builtin", "default"):
+                continue
+            if src.startswith("hf:"):
+                try:
+                    parse_hf_source(src)
+                except Exception as exc:
+                    raise RecipeError(f"{source}: {table}.{section}[{i}] {src!r}: {exc}") from None
+                continue
+            path_text = src.partition("#")[0]
+            path = Path(path_text).expanduser()
+            if not path.is_absolute() and root is not None and (root / path).exists():
+                path = root / path
+                sources[i] = str(path) + (src[len(path_text):])
+            if not path.is_file():
+                raise RecipeError(f"{source}: prompt file {path_text!r} ({table}.{section}) does not exist",
+                                  hint="give a .jsonl/.csv/.txt file (relative to the recipe or the working "
+                                  "directory), 'builtin', or hf:<dataset-id>")
+    return out
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """A complete, validated recipe (defaults and overrides applied)."""
+    """A complete, validated recipe (defaults and overrides applied): one frozen section per table.
 
-    data: dict[str, Any]
+    >>> r = Recipe.from_dict({"patch": {"name": "tox-fix", "version": "1.0.0", "summary": "s", "domain": "toxicity"}})
+    >>> r.sft.lr, r.dpo.reference, r.generation.chat
+    (0.01, 'sft', False)
+    """
+
+    patch: PatchSection
+    base: BaseSection
+    reference: ReferenceSection
+    prompts: PromptsSection
+    judge: JudgeSection
+    generation: GenerationSection
+    pairs: PairsSection
+    prefix: PrefixSection
+    sft: SftStage
+    dpo: DpoStage
+    seeds: Seeds
+    training: TrainingSection
+    select: SelectSection
+    eval: EvalSection
+    schema_version: int = SCHEMA_VERSION
     source: str = "<recipe>"
 
     @classmethod
@@ -181,8 +475,13 @@ class Recipe:
             schemas.validate(data, "recipe", what=f"recipe {source}", error=SchemaError)
         except SchemaError as exc:
             raise RecipeError(exc.message, hint="see docs/build.md for every recipe field and its default") from None
-        recipe = cls(data, source)
-        recipe._check(root)
+        data = _resolve_sources(data, source, root)
+        try:
+            recipe = cls(**{k: t.from_dict(data[k]) for k, t in SECTIONS.items()},
+                         schema_version=data["schema_version"], source=source)
+        except RecipeError as exc:
+            raise RecipeError(f"{source}: {exc.message}", hint=exc.hint) from None
+        recipe._check()
         return recipe
 
     @classmethod
@@ -197,7 +496,7 @@ class Recipe:
             raise RecipeError(f"{p} is not valid TOML: {exc}") from None
         return cls.from_dict(raw, overrides=overrides, source=str(p), root=p.parent)
 
-    def _check_fallbacks(self, ref: dict[str, Any]) -> None:
+    def _check_fallbacks(self) -> None:
         """Each fallback refusal must be a refusal to the refusal judge (no model needed).
 
         Fallbacks are recorded as safe without being judged, and benign contrast pairs reject them
@@ -206,84 +505,59 @@ class Recipe:
         from llmpatch.builder.reference import fallback_texts
         from llmpatch.evaluate.judges import RefusalJudge
 
-        if not ref.get("refusal_fallback"):
+        ref = self.reference
+        if not ref.refusal_fallback:
             return
-        texts = fallback_texts(ref.get("fallback_text"))
+        texts = fallback_texts(ref.fallback_text)
         for i, (text, refuses) in enumerate(zip(texts, RefusalJudge().score(texts))):
             if not refuses:
-                where = "reference.fallback_text" + ("" if isinstance(ref["fallback_text"], str) else f"[{i}]")
+                where = "reference.fallback_text" + ("" if isinstance(ref.fallback_text, str) else f"[{i}]")
                 raise RecipeError(f"{self.source}: {where} {text!r} is not a refusal to the refusal judge "
                                   "(it opens with none of its refusal phrases)",
                                   hint="open each fallback with a refusal, e.g. \"I'm sorry, but I can't help with "
                                   "that\"; nothing was generated or written")
 
-    def _check(self, root: Path | None) -> None:
-        """Checks the schema cannot express: files exist, a model is named when needed."""
-        from llmpatch.evaluate.prompts import parse_hf_source
-
-        d = self.data
-        if d["reference"]["kind"] == "model" and not d["reference"].get("model"):
-            raise RecipeError(f"{self.source}: reference.kind is 'model' but reference.model is not set",
-                              hint="name M' (a Hub id, directory or .gguf file), or use kind = \"self\"")
-        self._check_fallbacks(d["reference"])
-        sections = [("prompts", s, d["prompts"].get(s) or []) for s in ("train", "eval", "benign")]
-        sections += [("select", s, d["select"].get(s) or []) for s in ("prompts", "benign")]
-        for table, section, sources in sections:
-            for i, src in enumerate(sources):
-                if src in ("builtin", "default"):
-                    continue
-                if src.startswith("hf:"):
-                    try:
-                        parse_hf_source(src)
-                    except Exception as exc:
-                        raise RecipeError(f"{self.source}: {table}.{section}[{i}] {src!r}: {exc}") from None
-                    continue
-                path_text = src.partition("#")[0]
-                path = Path(path_text).expanduser()
-                if not path.is_absolute() and root is not None and (root / path).exists():
-                    path = root / path
-                    sources[i] = str(path) + (src[len(path_text):])
-                if not path.is_file():
-                    raise RecipeError(f"{self.source}: prompt file {path_text!r} ({table}.{section}) does not exist",
-                                      hint="give a .jsonl/.csv/.txt file (relative to the recipe or the working "
-                                      "directory), 'builtin', or hf:<dataset-id>")
+    def _check(self) -> None:
+        """Checks that need other modules: fallbacks are refusals, judges exist, name and version parse."""
         from llmpatch.evaluate.judges import parse_judge_spec
+        from llmpatch.versions import check_name, parse_version
 
-        for key in ("name", "guard"):
-            spec = d["judge"].get(key)
+        self._check_fallbacks()
+        for key, spec in (("name", self.judge.name), ("guard", self.judge.guard)):
             if spec:
                 try:
                     parse_judge_spec(spec)
                 except Exception as exc:
                     raise RecipeError(f"{self.source}: judge.{key}: {getattr(exc, 'message', exc)}") from None
-        from llmpatch.versions import check_name, parse_version
-
         try:
-            check_name(d["patch"]["name"])
-            parse_version(d["patch"]["version"])
+            check_name(self.patch.name)
+            parse_version(self.patch.version)
         except Exception as exc:
             raise RecipeError(f"{self.source}: {getattr(exc, 'message', exc)}") from None
 
     # -- access -----------------------------------------------------------------------------
 
     def get(self, dotted: str) -> Any:
-        """A value by dotted path: ``recipe.get("sft.lr")``."""
-        node: Any = self.data
+        """A value in its file form by dotted path, as ``--set`` names it: ``recipe.get("sft.lr")``."""
+        node: Any = self.to_dict()
         for part in dotted.split("."):
             node = node[part]
         return node
 
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
-
     @property
     def domain(self) -> str:
-        return self.data["patch"]["domain"]
+        return self.patch.domain
+
+    def stage(self, name: str) -> Stage:
+        """The ``sft`` or ``dpo`` stage by name."""
+        return {"sft": self.sft, "dpo": self.dpo}[name]
 
     def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self.data)
+        """The full recipe in its file form (what the manifest records and the schema describes)."""
+        return {"schema_version": self.schema_version, **{k: getattr(self, k).to_dict() for k in SECTIONS}}
 
     def digest(self, *sections: str) -> str:
         """sha256 over the canonical JSON of the recipe (or of the named sections only)."""
-        part = {k: self.data[k] for k in sections} if sections else self.data
+        data = self.to_dict()
+        part = {k: data[k] for k in sections} if sections else data
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()

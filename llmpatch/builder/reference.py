@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from llmpatch.runtime import GenerationConfig, PatchedModel
+
+if TYPE_CHECKING:  # recipe.py imports this module (fallback texts)
+    from llmpatch.builder.recipe import Recipe
 
 #: ``unsafety(texts, prompts, kind) -> scores`` (0 = safe); see llmpatch.builder.data.Scorer.
 UnsafetyFn = Callable[[list[str], list[str], str], list[float]]
@@ -157,20 +160,23 @@ def _score_by_kind(unsafety: UnsafetyFn, texts: list[str], prompts: list[str], k
     return scores
 
 
-def make_policy(recipe: Any, base_model: PatchedModel, unsafety: UnsafetyFn) -> SampledPolicy:
+def make_policy(recipe: Recipe, base_model: PatchedModel, unsafety: UnsafetyFn) -> SampledPolicy:
     """The reference policy a recipe names (loads M' when it is another model)."""
-    ref = recipe["reference"]
-    gen = recipe["generation"]
+    ref = recipe.reference
+    gen = recipe.generation
     common = dict(
-        unsafety=unsafety, system_prompt=ref.get("system_prompt"), chat=gen["chat"], best_of=ref["best_of"],
-        temperature=ref["temperature"], top_p=ref["top_p"], max_new_tokens=gen["max_new_tokens"],
-        batch_size=gen["batch_size"], seed=recipe["seeds"]["data"] + 1, tau=recipe["pairs"]["tau"],
-        refusal_fallback=ref["refusal_fallback"], fallback_text=ref["fallback_text"],
-        fallback_when=ref.get("fallback_when", "unsafe"),
+        unsafety=unsafety, system_prompt=ref.system_prompt, chat=gen.chat, best_of=ref.best_of,
+        temperature=ref.temperature, top_p=ref.top_p, max_new_tokens=gen.max_new_tokens,
+        batch_size=gen.batch_size, seed=recipe.seeds.data + 1, tau=recipe.pairs.tau,
+        refusal_fallback=ref.refusal_fallback,
+        # the file form (a string or a list): recorded in the manifest and the data cache key
+        fallback_text=ref.fallback_text if isinstance(ref.fallback_text, str) else list(ref.fallback_text),
+        fallback_when=ref.fallback_when,
     )
-    if ref["kind"] == "model":
+    if ref.kind == "model":
         from llmpatch import base as base_mod
 
-        loaded = base_mod.load(ref["model"])
-        return SampledPolicy(PatchedModel(loaded), kind="model", spec=ref["model"], **common)
+        assert ref.model is not None  # ReferenceSection checks it
+        loaded = base_mod.load(ref.model)
+        return SampledPolicy(PatchedModel(loaded), kind="model", spec=ref.model, **common)
     return SampledPolicy(base_model, kind="self", spec=base_model.base.info.spec, **common)

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import torch
 
+from llmpatch.builder.recipe import Recipe
 from llmpatch.builder.train import ProgressFactory, _no_progress
 from llmpatch.errors import LlmpatchError, RecipeError
 
@@ -51,18 +52,18 @@ class Candidate:
                 "benign_refusal": r(self.benign), "score": r(self.score)}
 
 
-def load_validation(recipe: Any) -> tuple[list[Any], list[Any]]:
+def load_validation(recipe: Recipe) -> tuple[list[Any], list[Any]]:
     """The validation prompts: the domain's (``select.prompts``) and benign ones (``select.benign``)."""
     from llmpatch.evaluate.prompts import load_prompts
 
-    sel = recipe["select"]
+    sel = recipe.select
     out: list[list[Any]] = []
     for section, suite in (("prompts", recipe.domain), ("benign", "over_refusal")):
         items: list[Any] = []
         seen: set[str] = set()
-        for src in sel.get(section) or []:
+        for src in getattr(sel, section):
             try:
-                got = load_prompts(suite, None if src in ("builtin", "default") else src, "validation", limit=sel.get("limit"))
+                got = load_prompts(suite, None if src in ("builtin", "default") else src, "validation", limit=sel.limit)
             except LlmpatchError as exc:
                 raise RecipeError(f"select.{section} source {src!r}: {exc.message}",
                                   hint="validation prompts come from the 'validation' split of a source (a file's "
@@ -103,15 +104,15 @@ def candidates(result: Any, *, include_sft: bool) -> list[Candidate]:
     return unique
 
 
-def score_candidates(recipe: Any, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
+def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
                      benign: Sequence[Any], *, progress: ProgressFactory | None = None) -> None:
     """Greedy replies of each candidate to the validation prompts, scored by the domain judge."""
     from llmpatch.runtime import GenerationConfig, PatchedModel
 
     progress = progress or _no_progress
-    sel = recipe["select"]
-    chat = recipe["generation"]["chat"] and bool(base.tokenizer.chat_template)
-    cfg = GenerationConfig(max_new_tokens=sel["max_new_tokens"], batch_size=sel["batch_size"], seed=recipe["seeds"]["data"])
+    sel = recipe.select
+    chat = recipe.generation.chat and bool(base.tokenizer.chat_template)
+    cfg = GenerationConfig(max_new_tokens=sel.max_new_tokens, batch_size=sel.batch_size, seed=recipe.seeds.data)
     sets = [("target", [p.text for p in targets]), ("benign", [p.text for p in benign])]
     total = len(cands) * (len(targets) + len(benign))
     with progress(f"selecting among {len(cands)} checkpoints on {len(targets) + len(benign)} validation prompts",
@@ -139,14 +140,14 @@ def choose(cands: Sequence[Candidate]) -> Candidate:
     return [c for c in scored if c.score is not None and c.score <= best + 1e-12][-1]
 
 
-def select(recipe: Any, result: Any, base: Any, scorer: Any, train_texts: set[str], *,
+def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set[str], *,
            progress: ProgressFactory | None = None) -> dict[str, Any]:
     """Score the candidates of ``result``, make the best one ``result.embeddings``; returns the record."""
     from llmpatch.evaluate.prompts import prompts_digest
 
     targets, benign = load_validation(recipe)
     check_disjoint([*targets, *benign], train_texts)
-    cands = candidates(result, include_sft=recipe["select"]["include_sft"])
+    cands = candidates(result, include_sft=recipe.select.include_sft)
     score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress)
     best = choose(cands)
     result.embeddings = best.embeddings
@@ -155,7 +156,7 @@ def select(recipe: Any, result: Any, base: Any, scorer: Any, train_texts: set[st
         "judge": scorer.describe(),
         "prompts": {"target": len(targets), "benign": len(benign),
                     "digest": prompts_digest([*targets, *benign])},
-        "max_new_tokens": recipe["select"]["max_new_tokens"],
+        "max_new_tokens": recipe.select.max_new_tokens,
         "candidates": [c.to_dict() for c in cands],
         **{k: v for k, v in best.to_dict().items() if k in ("name", "stage", "step")},
     }

@@ -22,6 +22,7 @@ from typing import Any, Callable, ContextManager
 
 import torch
 
+from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import LlmpatchError
 
 log = logging.getLogger(__name__)
@@ -87,16 +88,16 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def peft_config(recipe: Any, model_path: str, *, for_loading: bool = False) -> Any:
+def peft_config(recipe: Recipe, model_path: str, *, for_loading: bool = False) -> Any:
     """The PromptTuningConfig a recipe asks for (text init from its safety instruction, or random)."""
     from peft import PromptTuningConfig
 
-    p = recipe["prefix"]
-    if p["init"] == "text" and not for_loading:
-        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p["num_virtual_tokens"],
-                                  prompt_tuning_init="TEXT", prompt_tuning_init_text=p["init_text"],
+    p = recipe.prefix
+    if p.init == "text" and not for_loading:
+        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p.num_virtual_tokens,
+                                  prompt_tuning_init="TEXT", prompt_tuning_init_text=p.init_text,
                                   tokenizer_name_or_path=model_path)
-    return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p["num_virtual_tokens"], prompt_tuning_init="RANDOM")
+    return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=p.num_virtual_tokens, prompt_tuning_init="RANDOM")
 
 
 def fresh_model(model_path: str) -> Any:
@@ -117,11 +118,11 @@ def tokenizer_for(model_path: str) -> Any:
     return tok
 
 
-def initial_prefix(recipe: Any, model_path: str) -> torch.Tensor:
+def initial_prefix(recipe: Recipe, model_path: str) -> torch.Tensor:
     """The prefix before training (from the init text's token embeddings, or random)."""
     from peft import get_peft_model
 
-    torch.manual_seed(recipe["seeds"]["train"])
+    torch.manual_seed(recipe.seeds.train)
     model = get_peft_model(fresh_model(model_path), peft_config(recipe, model_path))
     return model.get_prompt_embedding_to_save("default").detach().clone()
 
@@ -134,23 +135,23 @@ def _rows(history: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str
     return rows
 
 
-def _stage_args(recipe: Any, stage: str, out_dir: Path, n_rows: int) -> dict[str, Any]:
-    s = recipe[stage]
-    tr = recipe.data.get("training") or {}
+def _stage_args(recipe: Recipe, stage: str, out_dir: Path, n_rows: int) -> dict[str, Any]:
+    s = recipe.stage(stage)
+    tr = recipe.training
     args: dict[str, Any] = dict(
-        output_dir=str(out_dir), per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
-        learning_rate=s["lr"], num_train_epochs=s["epochs"], max_steps=s["max_steps"] if s["max_steps"] > 0 else -1,
-        warmup_steps=float(s["warmup_ratio"]) if s["warmup_ratio"] < 1 else 0.0, weight_decay=s["weight_decay"], lr_scheduler_type="linear",
-        logging_steps=1, save_strategy="steps", save_steps=tr.get("save_steps", 10), save_total_limit=2,
-        report_to=[], disable_tqdm=True, seed=recipe["seeds"]["train"], data_seed=recipe["seeds"]["train"],
-        max_length=s["max_length"], dataloader_num_workers=0,
+        output_dir=str(out_dir), per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
+        learning_rate=s.lr, num_train_epochs=s.epochs, max_steps=s.max_steps if s.max_steps > 0 else -1,
+        warmup_steps=float(s.warmup_ratio) if s.warmup_ratio < 1 else 0.0, weight_decay=s.weight_decay, lr_scheduler_type="linear",
+        logging_steps=1, save_strategy="steps", save_steps=tr.save_steps, save_total_limit=2,
+        report_to=[], disable_tqdm=True, seed=recipe.seeds.train, data_seed=recipe.seeds.train,
+        max_length=s.max_length, dataloader_num_workers=0,
     )
     from transformers import TrainingArguments
 
     # transformers 5.2x renamed gradient_checkpointing (the old name still works, with a warning)
     # trl turns gradient checkpointing on by default; a short prefix on a small base does not need it
     # (it costs ~20-30% speed). Both names are set, since trl reads the old one.
-    on = bool(tr.get("gradient_checkpointing", False))
+    on = bool(tr.gradient_checkpointing)
     args["gradient_checkpointing"] = on
     if "activation_checkpointing" in TrainingArguments.__dataclass_fields__:
         args["activation_checkpointing"] = on
@@ -159,12 +160,12 @@ def _stage_args(recipe: Any, stage: str, out_dir: Path, n_rows: int) -> dict[str
     return args
 
 
-def _expected_steps(recipe: Any, stage: str, n_rows: int) -> int:
-    s = recipe[stage]
-    if s["max_steps"] > 0:
-        return int(s["max_steps"])
-    per_epoch = max(1, math.ceil(n_rows / (s["batch_size"] * s["grad_accum"])))
-    return max(1, math.ceil(per_epoch * s["epochs"]))
+def _expected_steps(recipe: Recipe, stage: str, n_rows: int) -> int:
+    s = recipe.stage(stage)
+    if s.max_steps > 0:
+        return int(s.max_steps)
+    per_epoch = max(1, math.ceil(n_rows / (s.batch_size * s.grad_accum)))
+    return max(1, math.ceil(per_epoch * s.epochs))
 
 
 def _progress_callback(advance: Callable[[int], None]) -> Any:
@@ -255,7 +256,7 @@ def _read_stage(out_dir: Path) -> tuple[torch.Tensor, list[dict[str, float]], fl
     return _load_prefix(final), meta["rows"], float(meta.get("seconds", 0.0))
 
 
-def _peft_with(recipe: Any, model_path: str, emb: torch.Tensor) -> Any:
+def _peft_with(recipe: Recipe, model_path: str, emb: torch.Tensor) -> Any:
     from peft import get_peft_model, set_peft_model_state_dict
 
     # PeftModel.from_pretrained(is_trainable=True) refuses prompt-learning adapters: build, then load
@@ -289,7 +290,7 @@ def _check_rows(trainer: Any, given: int, stage: str) -> int:
     return used
 
 
-def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
+def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
             progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
@@ -297,7 +298,7 @@ def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool
     done = _read_stage(out)
     if done is not None:
         return done[0], done[1], done[2], "final"
-    torch.manual_seed(recipe["seeds"]["train"])
+    torch.manual_seed(recipe.seeds.train)
     tok = tokenizer_for(model_path)
     resume = _last_checkpoint(out)
     args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
@@ -319,7 +320,7 @@ def run_sft(recipe: Any, model_path: str, rows: list[dict[str, str]], chat: bool
     return emb, rows_out, seconds, (Path(resume).name if resume else None)
 
 
-def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
+def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
             progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
     """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
     from peft import set_peft_model_state_dict
@@ -328,15 +329,15 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
     done = _read_stage(out)
     if done is not None:
         return done[0], done[1], done[2], "final"
-    torch.manual_seed(recipe["seeds"]["train"])
+    torch.manual_seed(recipe.seeds.train)
     tok = tokenizer_for(model_path)
     resume = _last_checkpoint(out)
-    sft_weight = float(recipe["dpo"].get("sft_weight") or 0.0)
+    sft_weight = float(recipe.dpo.sft_weight or 0.0)
     # dpo.sft_weight > 0: DPO + NLL on the chosen responses (RPO, Pang et al. 2024), through trl's loss mixing
     mix = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft_weight]) if sft_weight > 0 else {}
-    args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe["dpo"]["beta"], **mix)
+    args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe.dpo.beta, **mix)
     ds = _dataset(pairs, chat, ("chosen", "rejected"))
-    if recipe["dpo"]["reference"] == "sft":
+    if recipe.dpo.reference == "sft":
         # an already-trained PeftModel: trl adds a frozen copy "ref" of it as the DPO reference
         trainer = DPOTrainer(model=_peft_with(recipe, model_path, start), args=args, train_dataset=ds, processing_class=tok)
     else:
@@ -346,7 +347,7 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
         set_peft_model_state_dict(trainer.model, {TENSOR: start})
     used = _check_rows(trainer, len(pairs), "dpo")
     t0 = time.monotonic()
-    with progress(f"DPO (beta {recipe['dpo']['beta']}, reference {recipe['dpo']['reference']})",
+    with progress(f"DPO (beta {recipe.dpo.beta}, reference {recipe.dpo.reference})",
                   _expected_steps(recipe, "dpo", len(pairs))) as advance:
         _prepare_trainer(trainer, advance)
         if snapshots:
@@ -361,7 +362,7 @@ def run_dpo(recipe: Any, model_path: str, pairs: list[dict[str, str]], chat: boo
     return emb, rows_out, seconds, (Path(resume).name if resume else None)
 
 
-def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
+def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
           work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0,
           more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None) -> TrainResult:
     """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves.
@@ -378,7 +379,7 @@ def train(recipe: Any, model_path: str, sft_rows: list[dict[str, str]], pairs: l
     curves: dict[str, list[dict[str, float]]] = {}
     resumed: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    dpo = bool(recipe["dpo"].get("enabled", True))
+    dpo = bool(recipe.dpo.enabled)
     try:
         sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work / "sft", progress,
                                                             snapshots=0 if dpo else snapshots)

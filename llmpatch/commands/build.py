@@ -73,7 +73,7 @@ def register(cli: click.Group) -> None:
                 ui.print_json(recipe.to_dict())
             else:
                 ui.console.print(f"recipe {recipe_path} is valid ({recipe.domain}, patch "
-                                 f"{recipe['patch']['name']} {recipe['patch']['version']})")
+                                 f"{recipe.patch.name} {recipe.patch.version})")
             return
         if out_dir is None and not data_only:
             raise RecipeError("no output directory given", hint="pass -o DIR (the patch directory to write)")
