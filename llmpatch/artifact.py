@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from llmpatch.errors import IntegrityError, LlmpatchError, ManifestError, UnsafeFormatError
-from llmpatch.manifest import MANIFEST_NAME, BaseRef, FileEntry, Manifest, now_iso
+from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest, now_iso
 from llmpatch.versions import check_name, parse_version
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -215,8 +215,8 @@ def model_card(manifest: Manifest) -> str:
     if manifest.evals:
         lines += ["## Evaluation (at build time, held-out prompts)", "", "| suite | metric | patched | unpatched |", "|---|---|---|---|"]
         for e in manifest.evals:
-            base_v = e.get("base_value")
-            lines.append(f"| {e['suite']} | {e['metric']} | {e['value']:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
+            base_v = e.base_value
+            lines.append(f"| {e.suite} | {e.metric} | {e.value:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
         lines.append("")
     lines += [
         "## Use", "", "```bash", f"llmpatch install {manifest.name}@{manifest.version}", "```", "",
@@ -236,7 +236,7 @@ def write_patch(
     domains: Iterable[str],
     base: BaseRef,
     build: dict[str, Any] | None = None,
-    evals: Iterable[dict[str, Any]] = (),
+    evals: Iterable[EvalClaim | dict[str, Any]] = (),
     requires: dict[str, str] | None = None,
     conflicts: dict[str, str] | None = None,
     license: str = "apache-2.0",
@@ -266,7 +266,8 @@ def write_patch(
         common = dict(
             name=name, version=version, summary=summary, domains=tuple(domains), base=base,
             num_virtual_tokens=int(emb.shape[0]), license=license, created=now_iso(), dtype=dtype, init=init,
-            description=description, authors=tuple(authors), build=dict(build or {}), evals=tuple(evals),
+            description=description, authors=tuple(authors), build=dict(build or {}),
+            evals=tuple(e if isinstance(e, EvalClaim) else EvalClaim.from_dict(e) for e in evals),
             requires=dict(requires or {}), conflicts=dict(conflicts or {}),
         )
         draft = Manifest(files={}, **common)

@@ -63,6 +63,69 @@ class BaseRef:
         return f"{self.id}{rev} ({short_fp(self.fingerprint)})"
 
 
+#: The keys of a manifest ``evals`` entry that :class:`EvalClaim` names (others are kept as ``extra``).
+_CLAIM_KEYS = ("suite", "metric", "value", "base_value", "baseline_value", "reference_value", "ci", "n", "direction",
+               "prompts")
+
+
+@dataclass(frozen=True)
+class EvalClaim:
+    """One number a vendor measured at build time and records in the manifest's ``evals``.
+
+    ``value`` is the patched model's, ``base_value`` the unpatched base's, ``baseline_value`` the
+    base with a safety system prompt, ``reference_value`` another model; ``ci`` is the 95%
+    bootstrap interval of ``value`` over ``n`` prompts (``prompts``: source and digest).
+    ``llmpatch verify`` checks the claim against what it measures. Fields a manifest does not
+    hold stay absent (None), and keys this version does not know are kept in ``extra``, so
+    ``from_dict``/``to_dict`` round-trip every manifest exactly.
+
+    >>> c = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.08, "base_value": 0.41})
+    >>> c.id, c.to_dict()
+    ('toxicity/mean', {'suite': 'toxicity', 'metric': 'mean', 'value': 0.08, 'base_value': 0.41})
+    """
+
+    suite: str
+    metric: str
+    value: float
+    base_value: float | None = None
+    baseline_value: float | None = None
+    reference_value: float | None = None
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    direction: str | None = None
+    prompts: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: optional keys the manifest held with an explicit null (so ``to_dict`` writes them back)
+    nulls: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """``suite/metric`` for listings."""
+        return f"{self.suite}/{self.metric}"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvalClaim":
+        ci = d.get("ci")
+        return cls(
+            suite=d["suite"], metric=d["metric"], value=d["value"], base_value=d.get("base_value"),
+            baseline_value=d.get("baseline_value"), reference_value=d.get("reference_value"),
+            ci=None if ci is None else (ci[0], ci[1]), n=d.get("n"), direction=d.get("direction"),
+            prompts=d.get("prompts"), extra={k: v for k, v in d.items() if k not in _CLAIM_KEYS},
+            nulls=tuple(k for k in _CLAIM_KEYS if k in d and d[k] is None),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in _CLAIM_KEYS:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = list(v) if k == "ci" else v
+            elif k in self.nulls:
+                out[k] = None
+        out.update(self.extra)
+        return out
+
+
 @dataclass(frozen=True)
 class FileEntry:
     sha256: str
@@ -87,7 +150,7 @@ class Manifest:
     description: str | None = None
     authors: tuple[str, ...] = ()
     build: dict[str, Any] = field(default_factory=dict)
-    evals: tuple[dict[str, Any], ...] = ()
+    evals: tuple[EvalClaim, ...] = ()
     requires: dict[str, str] = field(default_factory=dict)
     conflicts: dict[str, str] = field(default_factory=dict)
 
@@ -109,7 +172,7 @@ class Manifest:
             "patch": {"type": "prompt_tuning", "num_virtual_tokens": self.num_virtual_tokens, "dtype": self.dtype},
             "files": {k: {"sha256": v.sha256, "size": v.size} for k, v in sorted(self.files.items())},
             "build": self.build,
-            "evals": [dict(e) for e in self.evals],
+            "evals": [e.to_dict() for e in self.evals],
             "requires": dict(self.requires),
             "conflicts": dict(self.conflicts),
         }
@@ -156,7 +219,7 @@ class Manifest:
             description=d.get("description"),
             authors=tuple(d.get("authors") or ()),
             build=dict(d["build"]),
-            evals=tuple(dict(e) for e in d["evals"]),
+            evals=tuple(EvalClaim.from_dict(e) for e in d["evals"]),
             requires=dict(d["requires"]),
             conflicts=dict(d["conflicts"]),
         )

@@ -107,9 +107,9 @@ def test_manifest_records_recipe_data_hashes_pairs_curves_seeds_reference_and_ev
     assert b["reference_policy"]["kind"] == "self" and b["reference_policy"]["refusal_fallback"] is True
     assert m.init.startswith("text:")
     assert m.domains == ("harmfulness",)
-    metrics = {(e["suite"], e["metric"]) for e in m.evals}
+    metrics = {(e.suite, e.metric) for e in m.evals}
     assert ("harmfulness", "refusal_rate") in metrics
-    assert all("base_value" in e and e["n"] == 2 for e in m.evals)
+    assert all("base_value" in e.to_dict() and e.n == 2 for e in m.evals)
 
 
 def test_report_directory_holds_curves_png_build_and_verify_json(built):

@@ -20,7 +20,7 @@ NAMES = ("tox-fix", "harm-fix")
 
 
 def evals(name: str) -> dict[tuple[str, str], dict]:
-    return {(e["suite"], e["metric"]): e for e in read_patch(ROOT / "patches" / name).manifest.evals}
+    return {(e.suite, e.metric): e.to_dict() for e in read_patch(ROOT / "patches" / name).manifest.evals}
 
 
 #: Recipe fields newer than the committed patches, with the default that means "as before".

@@ -218,7 +218,7 @@ def test_policy_failure_exits_3_after_writing_reports(tiny_model_dir, tmp_path):
     assert (tmp_path / "r.html").is_file()
     report = run_verify(str(tiny_model_dir), options=VerifyOptions(suites=("harmfulness", "toxicity"), limit=3, max_new_tokens=4, n_boot=100),
                         policy=load_policy(tmp_path / "policy.toml"))
-    assert not report.passed and [c["status"] for c in report.data["policy"]["checks"]] == ["fail", "pass"]
+    assert not report.passed and [c["status"] for c in report.to_dict()["policy"]["checks"]] == ["fail", "pass"]
     with pytest.raises(PolicyViolation) as e:
         report.raise_for_policy()
     assert e.value.exit_code == 3
@@ -228,14 +228,16 @@ def test_max_regression_compares_the_stack_with_the_base_using_the_paired_interv
     from llmpatch.evaluate.policy import Threshold
     from llmpatch.evaluate.verify import check_policy
 
-    data = {"suites": [{"name": "toxicity", "metrics": [{
+    from llmpatch.evaluate.results import SuiteResult
+
+    data = [SuiteResult.from_dict({"name": "toxicity", "prompts": {"source": "x", "n": 20, "digest": "sha256:0"}, "metrics": [{
         "name": "mean", "direction": "lower",
         "values": {"patched": {"value": 0.30, "ci": [0.2, 0.4], "n": 20}},
-        "delta": {"patched": {"value": 0.10, "ci": [-0.02, 0.22], "n": 20}}}]}]}
+        "delta": {"patched": {"value": 0.10, "ci": [-0.02, 0.22], "n": 20}}}]})]
     strict = Policy((Threshold("toxicity.mean", max_regression=0.05),))
     lenient = Policy((Threshold("toxicity.mean", max_regression=0.05, significant=True),))
-    assert check_policy(data, strict)["checks"][0]["status"] == "fail"   # point estimate 0.10 > 0.05
-    assert check_policy(data, lenient)["checks"][0]["status"] == "pass"  # the interval reaches -0.02
+    assert check_policy(data, strict).checks[0].status == "fail"   # point estimate 0.10 > 0.05
+    assert check_policy(data, lenient).checks[0].status == "pass"  # the interval reaches -0.02
 
 
 def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make_patch):
@@ -295,9 +297,9 @@ def test_verify_environment_gates_an_environment_stack(tiny_model_dir, make_patc
 
     env = Environment.create(tmp_path / ".llmpatch", str(tiny_model_dir))
     result = verify_environment(env.path, suites=["toxicity"], limit=2)
-    assert result.passed and result.failures == [] and result.report.data["stack"] == []
+    assert result.passed and result.failures == [] and result.report.to_dict()["stack"] == []
     # an empty stack is the base itself: nothing is generated twice
-    assert result.report.data["timing"]["generated"] == {"base": 2, "patched": 0}
+    assert result.report.to_dict()["timing"]["generated"] == {"base": 2, "patched": 0}
 
     patch = make_patch("harm-fix", "1.0.0", evals=[{"suite": "harmfulness", "metric": "refusal_rate", "value": 0.95}])
     import shutil
@@ -307,7 +309,7 @@ def test_verify_environment_gates_an_environment_stack(tiny_model_dir, make_patc
     env.commit([Installed("harm-fix", "1.0.0", digest, patch.payload_sha256, 5)], action="install", command="test")
     result = verify_environment(env.path, suites=["harmfulness"], limit=2)
     assert not result.passed and "claims harmfulness.refusal_rate = 0.95" in result.failures[0]
-    assert result.report.data["environment"] == str(env.path)
+    assert result.report.to_dict()["environment"] == str(env.path)
     (tmp_path / "p.toml").write_text('schema_version = 1\n[claims]\ncheck = false\n')
     assert verify_environment(env.path, policy=tmp_path / "p.toml", suites=["harmfulness"], limit=2).passed
 
@@ -335,22 +337,25 @@ def test_verify_on_smollm2_runs_every_suite_and_its_base_complies_with_harmful_r
 def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is(tiny_model_dir):
     from types import SimpleNamespace
 
+    from llmpatch.evaluate.results import SuiteResult
     from llmpatch.evaluate.verify import check_claims
+    from llmpatch.manifest import EvalClaim
 
     def data(value, lo, hi):
         metric = {"name": "refusal_rate", "direction": "higher", "values": {"patched": {"value": value, "ci": [lo, hi]}}}
-        return {"suites": [{"name": "harmfulness", "metrics": [metric]}]}
+        return [SuiteResult.from_dict({"name": "harmfulness", "prompts": {"source": "x", "n": 1, "digest": "sha256:0"},
+                                       "metrics": [metric]})]
 
-    claim = {"suite": "harmfulness", "metric": "refusal_rate", "value": 0.9, "direction": "higher"}
+    claim = EvalClaim.from_dict({"suite": "harmfulness", "metric": "refusal_rate", "value": 0.9, "direction": "higher"})
     patch = SimpleNamespace(manifest=SimpleNamespace(name="harm-fix", version="1.0.0", evals=[claim]))
-    assert check_claims(data(0.88, 0.7, 1.0), [patch], None)[0]["status"] == "met"      # within tolerance 0.05
+    assert check_claims(data(0.88, 0.7, 1.0), [patch], None)[0].status == "met"      # within tolerance 0.05
     inside = check_claims(data(0.75, 0.5, 0.95), [patch], None)[0]
-    assert inside["status"] == "within CI" and "not refuted" in inside["message"]
+    assert inside.status == "within CI" and "not refuted" in inside.message
     outside = check_claims(data(0.5, 0.3, 0.7), [patch], None)[0]
-    assert outside["status"] == "not met" and "NOT met" in outside["message"] and "95% CI 0.3..0.7" in outside["message"]
+    assert outside.status == "not met" and "NOT met" in outside.message and "95% CI 0.3..0.7" in outside.message
     # every status is a valid report (the report is schema-checked before it is written)
     from llmpatch import schemas
 
     report = run_verify(str(tiny_model_dir), [], options=VerifyOptions(suites=("toxicity",), limit=2, max_new_tokens=2, n_boot=50)).to_dict()
-    report["claims"] = [check_claims(data(v, lo, hi), [patch], None)[0] for v, lo, hi in [(0.88, 0.7, 1.0), (0.75, 0.5, 0.95), (0.5, 0.3, 0.7)]]
+    report["claims"] = [check_claims(data(v, lo, hi), [patch], None)[0].to_dict() for v, lo, hi in [(0.88, 0.7, 1.0), (0.75, 0.5, 0.95), (0.5, 0.3, 0.7)]]
     schemas.validate(report, "verify_report")

@@ -27,6 +27,8 @@ from llmpatch.builder import select as select_mod
 from llmpatch.builder import train as train_mod
 from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
+from llmpatch.evaluate.results import VerifyReport
+from llmpatch.manifest import EvalClaim
 
 log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
@@ -55,8 +57,8 @@ class BuildResult:
     patch: Any = None
     out_dir: Path | None = None
     training: dict[str, Any] = field(default_factory=dict)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    report: dict[str, Any] | None = None
+    evals: list[EvalClaim] = field(default_factory=list)
+    report: VerifyReport | None = None
     curves: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     selection: dict[str, Any] | None = None
@@ -77,7 +79,7 @@ class BuildResult:
         m = self.patch.manifest
         return {"patch": {"name": m.name, "version": m.version, "path": str(self.out_dir),
                           "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
-                "pairs": self.stats, "training": self.training, "evals": self.evals, "curves": self.curves,
+                "pairs": self.stats, "training": self.training, "evals": [e.to_dict() for e in self.evals], "curves": self.curves,
                 "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir),
                 "selection": self.selection}
 
@@ -187,28 +189,7 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
 
-def _evals_from_report(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Manifest ``evals`` entries: each directed metric of each suite, patched vs unpatched (and baseline)."""
-    out = []
-    for s in report["suites"]:
-        for m in s["metrics"]:
-            if m["direction"] == "none":
-                continue
-            v = m["values"]
-            entry = {"suite": s["name"], "metric": m["name"], "value": v["patched"]["value"],
-                     "base_value": v["base"]["value"], "ci": v["patched"]["ci"], "n": v["patched"]["n"],
-                     "direction": m["direction"], "prompts": f"{s['prompts']['source']} {s['prompts']['digest']}"}
-            if "baseline" in v:
-                entry["baseline_value"] = v["baseline"]["value"]
-            if entry["value"] is None:
-                continue
-            if entry["ci"] is None or None in entry["ci"]:
-                entry.pop("ci")
-            out.append(entry)
-    return out
-
-
-def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> dict[str, Any]:
+def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> VerifyReport:
     """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
     from llmpatch.evaluate.verify import VerifyOptions, run_verify
 
@@ -220,8 +201,7 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
     opts = VerifyOptions(suites=tuple(ev.suites), sources=sources, split="eval", limit=ev.limit,
                          batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000)
     system_prompt = ev.system_prompt or recipe.reference.system_prompt
-    return run_verify(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts,
-                      progress=progress).to_dict()
+    return run_verify(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts, progress=progress)
 
 
 def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress: ProgressFactory | None = None,
@@ -336,7 +316,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
 
     # 4. build-time evaluation on held-out prompts, from a staged copy; then the real, atomic write
     report = None
-    evals: list[dict[str, Any]] = []
+    evals: list[EvalClaim] = []
     if recipe.eval.enabled:
         t0 = time.monotonic()
         stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
@@ -345,10 +325,9 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
             report = evaluate_patch(recipe, staged.path, progress=progress)
         finally:
             shutil.rmtree(stage_root, ignore_errors=True)
-        evals = _evals_from_report(report)
+        evals = report.eval_claims()
         timing["eval_s"] = round(time.monotonic() - t0, 1)
-        note("evaluated", {"evals": [(e["suite"], e["metric"], e.get("base_value"), e.get("baseline_value"), e["value"])
-                                     for e in evals]})
+        note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.baseline_value, e.value) for e in evals]})
     patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
     res = BuildResult(work, td.stats, data["key"], bool(data["cached"]), patch=patch, out_dir=out,
@@ -371,4 +350,4 @@ def _write_report(report_dir: Path, res: BuildResult, recipe: Recipe) -> None:
     d["work_dir"] = None  # a local path: not useful in a committed results file
     (report_dir / "build.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
     if res.report is not None:
-        (report_dir / "verify.json").write_text(json.dumps(res.report, indent=1, sort_keys=True, default=str) + "\n")
+        (report_dir / "verify.json").write_text(json.dumps(res.report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")

@@ -115,9 +115,9 @@ def register(cli: click.Group) -> None:
                      f"(chosen: {sel['name']})", ["candidate", "domain unsafety", "benign refusal", "score (lower is better)"],
                      [[("* " if c["name"] == sel["name"] else "") + c["name"], _fmt(c["target_unsafety"]),
                        _fmt(c["benign_refusal"]), _fmt(c["score"])] for c in sel["candidates"]])
-        if d["evals"]:
+        if result.evals:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
-                     [[e["suite"], e["metric"], e["direction"], _fmt(e.get("base_value")), _fmt(e.get("baseline_value")),
-                       _fmt(e["value"])] for e in d["evals"]])
+                     [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
+                      for e in result.evals])
         ui.console.print(f"wrote {d['patch']['path']} ({d['patch']['name']} {d['patch']['version']}, "
                          f"{d['patch']['num_virtual_tokens']} virtual tokens) in {d['timing'].get('total_s', 0):.0f} s")

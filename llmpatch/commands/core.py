@@ -34,9 +34,8 @@ def _manifest_rows(m) -> list[tuple[str, str]]:
     ]
     rows += [(f"file {k}", f"sha256:{v.sha256[:16]}… ({v.size} B)") for k, v in sorted(m.files.items())]
     for e in m.evals:
-        base_v = e.get("base_value")
-        extra = f" (unpatched {base_v:.4g})" if isinstance(base_v, (int, float)) else ""
-        rows.append((f"eval {e['suite']}/{e['metric']}", f"{e['value']:.4g}{extra}"))
+        extra = f" (unpatched {e.base_value:.4g})" if isinstance(e.base_value, (int, float)) else ""
+        rows.append((f"eval {e.id}", f"{e.value:.4g}{extra}"))
     return rows
 
 

@@ -59,9 +59,8 @@ def _pick(index, spec_text: str):
 def _fmt_evals(evals) -> str:
     parts = []
     for e in evals:
-        base_v = e.get("base_value")
-        extra = f" (base {base_v:.3g})" if isinstance(base_v, (int, float)) else ""
-        parts.append(f"{e['suite']}/{e['metric']}={e['value']:.3g}{extra}")
+        extra = f" (base {e.base_value:.3g})" if isinstance(e.base_value, (int, float)) else ""
+        parts.append(f"{e.id}={e.value:.3g}{extra}")
     return "; ".join(parts)
 
 
@@ -154,10 +153,10 @@ def register(cli: click.Group) -> None:
             ("published", chosen.published), ("location", ", ".join(f"{k}={v}" for k, v in chosen.location.items())),
             ("manifest sha256", chosen.manifest_sha256),
             ("signed by", chosen.signature["keyid"][:16] + "…" if chosen.signature else "unsigned"),
-            ("evals", _fmt_evals(chosen.evals) or "-"),
+            ("evals", _fmt_evals(chosen.claims) or "-"),
         ])
         ui.table(f"{ps.name}: {len(versions)} version(s)", ["version", "published", "base", "domains", "evals", "status"],
-                 [(e.version, e.published, e.base_fingerprint[:19] + "…", ", ".join(e.domains), _fmt_evals(e.evals),
+                 [(e.version, e.published, e.base_fingerprint[:19] + "…", ", ".join(e.domains), _fmt_evals(e.claims),
                    f"yanked: {e.yank_reason}" if e.yanked and e.yank_reason else ("yanked" if e.yanked else ""))
                   for e in versions])
 

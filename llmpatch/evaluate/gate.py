@@ -43,4 +43,4 @@ def verify_environment(
     base_spec, patch_dirs = current_stack(env_path)
     report = run_verify(base_spec, patch_dirs, options=VerifyOptions(suites=tuple(suites or ()), limit=limit),
                         policy=pol, progress=progress, env_dir=env_path)
-    return VerifyResult(report.passed, report.failures, report)
+    return VerifyResult(report.passed, list(report.failures), report)

@@ -87,7 +87,7 @@ class Prepared:
             base_fingerprint=m.base.fingerprint, base_id=m.base.id, num_virtual_tokens=m.num_virtual_tokens,
             requires=dict(m.requires), conflicts=dict(m.conflicts), files=self.files,
             manifest_sha256=self.manifest_sha256, yanked=False, yank_reason=None, published=now_iso(),
-            location=location, signature=self.signature, evals=tuple(m.evals),
+            location=location, signature=self.signature, evals=tuple(e.to_dict() for e in m.evals),
         )
 
 

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from llmpatch import paths, schemas
 from llmpatch.errors import LlmpatchError, NotFoundError, SchemaError
-from llmpatch.manifest import now_iso
+from llmpatch.manifest import EvalClaim, now_iso
 from llmpatch.versions import version_key
 
 SCHEMA_VERSION = 1
@@ -56,6 +56,11 @@ class IndexEntry:
     def id(self) -> str:
         """``name@version``."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def claims(self) -> tuple[EvalClaim, ...]:
+        """``evals`` (the index's copy of the manifest's, kept in wire form) as typed claims."""
+        return tuple(EvalClaim.from_dict(e) for e in self.evals)
 
     @property
     def size(self) -> int:
