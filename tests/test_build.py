@@ -266,7 +266,7 @@ def test_contrast_pairs_can_reject_only_the_opening_of_the_refusal_and_keep_the_
     info = build(r, tmp_path / "out", data_only=True)
     assert info.stats["contrast_pairs"] == built.stats["contrast_pairs"] > 0
     td = data_mod.build_sets(data_mod.read_cached(info.data_key), delta=0.5, tau=0.5, benign_contrast=True,
-                             fallback_text=r["reference"]["fallback_text"], contrast_words=2)
+                             fallback_text=r.reference.fallback_text, contrast_words=2)
     assert sum(p["rejected"] == "I'm sorry," for p in td.pairs) == info.stats["contrast_pairs"]
     res = build(r, tmp_path / "out")
     assert res.work_dir == built.work_dir and res.training["sft"].get("resumed_from") == "final"  # same SFT rows
