@@ -8,8 +8,8 @@ from typing import Sequence
 import torch
 
 from llmpatch import base as base_mod
-from llmpatch.artifact import Patch, read_patch
-from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, compose
+from llmpatch.artifact import Patch
+from llmpatch.loading import load_patched
 from llmpatch.runtime import PatchedModel
 
 
@@ -37,9 +37,4 @@ def load(
         patches = [*environment.patch_dirs(), *patches]
         if max_virtual_tokens is None:
             max_virtual_tokens = environment.config.max_virtual_tokens
-    if max_virtual_tokens is None:
-        max_virtual_tokens = DEFAULT_MAX_VIRTUAL_TOKENS
-    loaded_patches = [p if isinstance(p, Patch) else read_patch(p) for p in patches]
-    loaded = base if isinstance(base, base_mod.LoadedBase) else base_mod.load(base, dtype=dtype, device=device)
-    stack = compose(loaded_patches, loaded.info.to_ref(), max_virtual_tokens=max_virtual_tokens)
-    return PatchedModel(loaded, stack)
+    return load_patched(base, patches, dtype=dtype, device=device, max_virtual_tokens=max_virtual_tokens)

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from llmpatch import paths
 from llmpatch.cli import cli
 from llmpatch.errors import EvaluationError, PolicyViolation
-from llmpatch.evaluate.policy import Policy, load_policy
+from llmpatch.verify.policy import Policy, load_policy
 from llmpatch.evaluate.prompts import BUILTIN_SETS, load_prompts, parse_hf_source
-from llmpatch.evaluate.verify import VerifyOptions, run_verify
+from llmpatch.verify.verify import VerifyOptions, run_verify
 
 FAST = ["--limit", "3", "--max-new-tokens", "4", "--bootstrap", "100"]
 
@@ -225,8 +225,7 @@ def test_policy_failure_exits_3_after_writing_reports(tiny_model_dir, tmp_path):
 
 
 def test_max_regression_compares_the_stack_with_the_base_using_the_paired_interval(tiny_model_dir, make_patch):
-    from llmpatch.evaluate.policy import Threshold
-    from llmpatch.evaluate.verify import check_policy
+    from llmpatch.verify.policy import Threshold, check_policy
 
     from llmpatch.evaluate.results import SuiteResult
 
@@ -293,7 +292,7 @@ def test_verify_environment_gates_an_environment_stack(tiny_model_dir, make_patc
     from llmpatch.env import Environment
     from llmpatch.env.records import Installed
     from llmpatch.env.store import manifest_digest
-    from llmpatch.evaluate.gate import verify_environment
+    from llmpatch.verify.gate import verify_environment
 
     env = Environment.create(tmp_path / ".llmpatch", str(tiny_model_dir))
     result = verify_environment(env.path, suites=["toxicity"], limit=2)
@@ -338,7 +337,7 @@ def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is(
     from types import SimpleNamespace
 
     from llmpatch.evaluate.results import SuiteResult
-    from llmpatch.evaluate.verify import check_claims
+    from llmpatch.verify.verify import check_claims
     from llmpatch.manifest import EvalClaim
 
     def data(value, lo, hi):

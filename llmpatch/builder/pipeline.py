@@ -191,7 +191,7 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
 
 def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> VerifyReport:
     """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
-    from llmpatch.evaluate.verify import VerifyOptions, run_verify
+    from llmpatch.evaluate.run import VerifyOptions, run_suites
 
     ev = recipe.eval
     sources = {}
@@ -201,17 +201,18 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
     opts = VerifyOptions(suites=tuple(ev.suites), sources=sources, split="eval", limit=ev.limit,
                          batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000)
     system_prompt = ev.system_prompt or recipe.reference.system_prompt
-    return run_verify(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts, progress=progress)
+    report, _ = run_suites(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts, progress=progress)
+    return report
 
 
 def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress: ProgressFactory | None = None,
           report_dir: str | Path | None = None, use_cache: bool = True, data_only: bool = False,
           on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> BuildResult:
     """Build the patch a recipe describes into ``out_dir``; see the module docstring."""
-    import llmpatch
     from llmpatch import artifact
     from llmpatch import base as base_mod
     from llmpatch.builder.reference import make_policy
+    from llmpatch.loading import load_patched
     from llmpatch.runtime import PatchedModel
 
     progress = progress or _no_progress
@@ -242,7 +243,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
 
     # 2. data: samples of M and M', judged; cached by content
     t0 = time.monotonic()
-    model = llmpatch.load(recipe.base.spec)
+    model = load_patched(recipe.base.spec)
     unpatched = PatchedModel(model.base)
     policy = make_policy(recipe, unpatched, scorer)
     data = data_mod.generate_data(recipe, unpatched, policy, scorer, prompts, progress=progress, use_cache=use_cache)

@@ -95,6 +95,17 @@ def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
         ui.console.print(f"[green]generation {gen.number}[/green] is now current: {gen.describe()}")
 
 
+def _verify_check(policy: str | None, limit: int | None) -> Callable[[Path], tuple[bool, list[str]]]:
+    """The eval gate of ``install --verify``: verify the environment's new stack (and its policy)."""
+    from llmpatch.verify.gate import verify_environment
+
+    def check(env_path: Path) -> tuple[bool, list[str]]:
+        result = verify_environment(env_path, policy=policy, **({"limit": limit} if limit else {}))
+        return result.passed, list(result.failures)
+
+    return check
+
+
 def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callable, *, dry_run: bool, as_json: bool,
          registries: Callable | None = None, verify: str | None = None, verify_limit: int | None = None,
          env=None) -> None:
@@ -110,7 +121,8 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
         previous = env.current_number()
         gen = ops.apply(env, plan, regs, progress=None if as_json else _say)
         if gen is not None and verify is not None:
-            ops.gate(env, gen, previous, None if verify == DEFAULT_POLICY else verify, command=command, limit=verify_limit)
+            ops.gate(env, gen, previous, _verify_check(None if verify == DEFAULT_POLICY else verify, verify_limit),
+                     command=command)
     _finish(env, plan, gen, as_json=as_json)
 
 

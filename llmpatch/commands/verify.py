@@ -22,7 +22,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def _print_tables(data: dict) -> None:
-    from llmpatch.evaluate.report import fmt_estimate
+    from llmpatch.verify.report import fmt_estimate
 
     cols = data["columns"]
     for suite in data["suites"]:
@@ -86,10 +86,10 @@ def register(cli: click.Group) -> None:
         llmpatch verify --base default --patch ./tox-fix --system-prompt default --html report.html
         llmpatch verify --suite toxicity --prompts toxicity=my_prompts.jsonl --policy policy.toml
         """
-        from llmpatch.evaluate.policy import load_policy
-        from llmpatch.evaluate.report import write_html
         from llmpatch.evaluate.suites import SUITES
-        from llmpatch.evaluate.verify import VerifyOptions, run_verify
+        from llmpatch.verify.policy import load_policy
+        from llmpatch.verify.report import write_html
+        from llmpatch.verify.verify import VerifyOptions, run_verify
 
         if list_suites:
             rows = [{"suite": s.name, "metric": m.name, "id": f"{s.name}.{m.name}", "better": m.direction,
@@ -123,7 +123,7 @@ def register(cli: click.Group) -> None:
         if html_path:
             write_html(data, html_path)
         if json_path:
-            from llmpatch.evaluate.verify import write_json
+            from llmpatch.verify.verify import write_json
 
             write_json(data, json_path)
         if as_json:

@@ -9,6 +9,7 @@ a new generation too (a forward step to an older state), so history is never rew
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from llmpatch.artifact import ADAPTER_WEIGHTS
@@ -16,9 +17,7 @@ from llmpatch.compose import check_base
 from llmpatch import atomic
 from llmpatch.env.environment import Environment
 from llmpatch.env.records import Generation, Installed, LockFile
-from llmpatch.errors import (
-    BaseMismatchError, EnvironmentStateError, EvaluationError, IntegrityError, NotFoundError, PolicyViolation,
-)
+from llmpatch.errors import BaseMismatchError, EnvironmentStateError, IntegrityError, NotFoundError, PolicyViolation
 from llmpatch.manifest import Manifest
 from llmpatch.resolver import KEPT, Entry, Requirement, resolve
 from llmpatch.versions import PatchSpec
@@ -336,20 +335,16 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
 
-def gate(env: Environment, gen: Generation, previous: int, policy: str | None, *, command: str,
-         limit: int | None = None) -> Any:
-    """Eval-gated install: verify the new generation; roll back and raise PolicyViolation if it fails."""
-    try:
-        from llmpatch.evaluate.gate import verify_environment
-    except ImportError as exc:
-        raise EvaluationError(
-            f"--verify needs llmpatch.evaluate.gate, which is not available ({exc})",
-            hint="install without --verify, then run `llmpatch verify`",
-        ) from None
-    result = verify_environment(env.path, policy=policy, **({"limit": limit} if limit else {}))
-    if getattr(result, "passed", False):
-        return result
-    failures = list(getattr(result, "failures", []) or [])
+#: ``check(env_dir) -> (passed, failures)``: the eval gate of ``install --verify`` (the command
+#: layer passes ``llmpatch.verify.gate.verify_environment``; environments do not import verify).
+GateCheck = Callable[[Path], tuple[bool, Sequence[str]]]
+
+
+def gate(env: Environment, gen: Generation, previous: int, check: GateCheck, *, command: str) -> None:
+    """Eval-gated install: ``check`` the new generation; roll back and raise PolicyViolation if it fails."""
+    passed, failures = check(env.path)
+    if passed:
+        return
     target = env.generation(previous)
     back = env.commit(list(target.patches), action="verify-rollback",
                       command=f"{command} (failed verification, rolled back)", restores=previous)

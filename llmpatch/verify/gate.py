@@ -1,7 +1,7 @@
 """Eval-gated installs: ``verify_environment`` runs verify on an environment's current stack.
 
-``llmpatch install --verify`` calls it after staging a new generation and keeps the install
-only when ``result.passed``.
+``llmpatch install --verify`` passes it to ``llmpatch.env.operations.gate`` as the check of a
+new generation, which keeps the install only when ``result.passed``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from llmpatch.evaluate.policy import DEFAULT_GATE_POLICY, Policy, load_policy
-from llmpatch.evaluate.verify import ProgressFactory, VerifyOptions, VerifyReport, run_verify
+from llmpatch.evaluate.results import VerifyReport
+from llmpatch.evaluate.run import ProgressFactory, VerifyOptions
+from llmpatch.verify.policy import DEFAULT_GATE_POLICY, Policy, load_policy
+from llmpatch.verify.verify import run_verify
 
 
 @dataclass

@@ -1,14 +1,15 @@
-"""``llmpatch verify``: run the suites on the unpatched base, the patched stack and optional
-comparison columns, then check the vendors' claims and a policy.
+"""Running suites over models: the base, a baseline, the patched stack and a reference.
 
-Columns: ``base`` (the unpatched model), ``baseline`` (the base with a safety system prompt:
-the paper's M_safe-prompt, when ``system_prompt`` is given), ``patched`` (the stack) and
-``reference`` (another model, e.g. the vendor's safer release, when given). Every metric gets
-a bootstrap interval, and every column a paired-bootstrap difference from ``base``.
+What ``llmpatch build`` (at build time, held-out prompts) and ``llmpatch verify`` (a customer's
+stack) share. Columns: ``base`` (the unpatched model), ``baseline`` (the base with a safety
+system prompt: the paper's M_safe-prompt, when ``system_prompt`` is given), ``patched`` (the
+stack) and ``reference`` (another model, e.g. the vendor's safer release, when given). Every
+metric gets a bootstrap interval, and every column a paired-bootstrap difference from ``base``.
 
-All inputs (suites, prompt sources, judges, policy) are checked before anything is generated.
-Outputs of unpatched models are cached in ``<home>/cache/generations`` keyed by the model's
-fingerprint and the generation settings, so a second verify only generates for the stack.
+All inputs (suites, prompt sources, judges) are checked before anything is generated. Outputs of
+unpatched models are cached in ``<home>/cache/generations`` keyed by the model's fingerprint and
+the generation settings, so a second run only generates for the stack. Claims and policies are
+the verify step's (``llmpatch.verify``), on top of the :class:`VerifyReport` this returns.
 """
 
 from __future__ import annotations
@@ -25,31 +26,9 @@ from llmpatch import __version__, atomic, paths, schemas
 from llmpatch.errors import EvaluationError
 from llmpatch.evaluate import metrics as M
 from llmpatch.evaluate.judges import Judge
-from llmpatch.evaluate.policy import Policy, Threshold
-from llmpatch.evaluate.prompts import (
-    PromptItem,
-    canonical_suite,
-    load_prompts,
-    prompts_digest,
-)
-from llmpatch.evaluate.results import (
-    ClaimCheck,
-    Measured,
-    MetricResult,
-    PolicyResult,
-    PromptSet,
-    RuleCheck,
-    SuiteResult,
-    VerifyReport,
-    find_measured,
-)
-from llmpatch.evaluate.suites import (
-    DEFAULT_SUITES,
-    BaseScorer,
-    Suite,
-    get_suite,
-    load_judges,
-)
+from llmpatch.evaluate.prompts import PromptItem, canonical_suite, load_prompts, prompts_digest
+from llmpatch.evaluate.results import Measured, MetricResult, PromptSet, SuiteResult, VerifyReport
+from llmpatch.evaluate.suites import DEFAULT_SUITES, BaseScorer, Suite, get_suite, load_judges
 
 #: A safety instruction for the ``baseline`` column (``--system-prompt default``).
 DEFAULT_SAFETY_PROMPT = (
@@ -91,9 +70,12 @@ class PreparedSuite:
     judges: dict[str, Judge]
 
 
-def prepare(options: VerifyOptions, policy: Policy | None = None) -> list[PreparedSuite]:
-    """Check every input and load prompts and judges (no model is loaded, nothing generated)."""
-    names = list(options.suites) or list(policy.suites if policy and policy.suites else DEFAULT_SUITES)
+def prepare(options: VerifyOptions, default_suites: Sequence[str] = ()) -> list[PreparedSuite]:
+    """Check every input and load prompts and judges (no model is loaded, nothing generated).
+
+    The suites are ``options.suites``, else ``default_suites`` (a policy's), else all of them.
+    """
+    names = list(options.suites) or list(default_suites or DEFAULT_SUITES)
     suites = []
     for n in names:
         s = get_suite(n)
@@ -155,20 +137,24 @@ def _nullcontext_progress(description: str, total: int):
     return contextlib.nullcontext(lambda n=1: None)
 
 
-def run_verify(
+def run_suites(
     base: str,
     patches: Sequence[str | Path] = (),
     *,
     reference: str | None = None,
     system_prompt: str | None = None,
     options: VerifyOptions | None = None,
-    policy: Policy | None = None,
+    default_suites: Sequence[str] = (),
     progress: ProgressFactory | None = None,
     env_dir: str | Path | None = None,
-) -> VerifyReport:
-    """Run the suites on base, baseline, patched stack and reference; check claims and policy."""
-    import llmpatch
+) -> tuple[VerifyReport, tuple[Any, ...]]:
+    """Run the suites on base, baseline, patched stack and reference.
+
+    Returns the report (no claims or policy checked yet) and the stack's patches, whose manifests
+    hold the vendors' claims.
+    """
     from llmpatch import base as base_mod
+    from llmpatch.loading import load_patched
     from llmpatch.runtime import GenerationConfig, PatchedModel
 
     opts = options or VerifyOptions()
@@ -178,9 +164,9 @@ def run_verify(
     if opts.batch_size < 1 or (opts.max_new_tokens is not None and opts.max_new_tokens < 1):
         raise EvaluationError("batch size and max new tokens must be at least 1")
     started = time.monotonic()
-    prepared = prepare(opts, policy)
+    prepared = prepare(opts, default_suites)
 
-    patched = llmpatch.load(base, list(patches))
+    patched = load_patched(base, list(patches))
     unpatched = PatchedModel(patched.base)
     models: dict[str, Any] = {"base": unpatched}
     if system_prompt:
@@ -266,106 +252,7 @@ def run_verify(
         "settings": {"split": opts.split, "limit": opts.limit, "seed": opts.seed, "batch_size": opts.batch_size,
                      "n_boot": opts.n_boot, "max_new_tokens": opts.max_new_tokens, "chat": opts.chat},
     }
-    suites = tuple(suites_out)
-    claims = tuple(check_claims(suites, patched.stack.patches, policy))
-    policy_result = check_policy(suites, policy) if policy else None
-    failures = [c.message for c in claims if c.status == "not met" and (policy is None or policy.check_claims)]
-    if policy_result:
-        failures += [c.message for c in policy_result.checks if c.status == "fail"]
-    report = VerifyReport(run, suites, claims, policy_result, tuple(failures),
-                          {"total_s": round(time.monotonic() - started, 2),
-                           "generation_s": {c: round(v, 2) for c, v in timing.items()}, "generated": generated})
-    schemas.validate(report.to_dict(), "verify_report", what="verify report", error=EvaluationError)
-    return report
-
-
-# -- claims and policy ------------------------------------------------------------------------
-
-
-def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: Policy | None) -> list[ClaimCheck]:
-    """Compare each manifest claim (``Manifest.evals``) with the stack's measured value."""
-    tol = policy.claim_tolerance if policy else 0.05
-    out = []
-    whole = len(patches) > 1
-    for p in patches:
-        for claim in p.manifest.evals:
-            metric_id = f"{canonical_suite(claim.suite)}.{claim.metric}"
-            who = f"{p.manifest.name}@{p.manifest.version}"
-            m = find_measured(suites, metric_id)
-            claimed = float(claim.value)
-            measured = None if m is None else m.value("patched")
-            if m is None or measured is None:
-                out.append(ClaimCheck(who, metric_id, claimed, None, claim.direction, "not measured",
-                                      f"{who} claims {metric_id} = {claim.value:.3g}; not measured in this run"))
-                continue
-            lo, hi = m.values["patched"].ci
-            direction = m.direction if m.direction != "none" else (claim.direction or "none")
-            # A claim is refuted only when the whole confidence interval is worse than it: a
-            # small verify run (--limit) has wide intervals and must not fail a true claim.
-            if direction == "lower":
-                ok, refuted = measured <= claimed + tol, lo is not None and lo > claimed + tol
-            elif direction == "higher":
-                ok, refuted = measured >= claimed - tol, hi is not None and hi < claimed - tol
-            else:
-                ok = abs(measured - claimed) <= tol
-                refuted = lo is not None and not (lo - tol <= claimed <= hi + tol)
-            status = "met" if ok else ("not met" if refuted or lo is None else "within CI")
-            scope = " (measured on the whole stack)" if whole else ""
-            ci_text = f" (95% CI {lo:.3g}..{hi:.3g})" if lo is not None else ""
-            verdict = {"met": "met", "within CI": "not refuted: the claim lies within the interval", "not met": "NOT met"}[status]
-            out.append(ClaimCheck(who, metric_id, claimed, measured, direction, status,  # type: ignore[arg-type]
-                                  f"{who} claims {metric_id} = {claimed:.3g} ({direction} is better); measured "
-                                  f"{measured:.3g}{ci_text}{scope}, tolerance {tol:g}: {verdict}"))
-    return out
-
-
-def _check_threshold(t: Threshold, m: MetricResult) -> tuple[bool, str]:
-    v = m.values["patched"]
-    val, (lo, hi) = v.value, v.ci
-    problems = []
-    if val is None:
-        return False, f"{t.metric} is undefined for the stack"
-    ci_text = f" (95% CI {lo:.3g}..{hi:.3g})" if lo is not None else ""
-    if t.min is not None:
-        bad = (hi < t.min) if t.significant else (val < t.min)
-        if bad:
-            problems.append(f"{t.metric} = {val:.3g}{ci_text} is below the minimum {t.min:g}")
-    if t.max is not None:
-        bad = (lo > t.max) if t.significant else (val > t.max)
-        if bad:
-            problems.append(f"{t.metric} = {val:.3g}{ci_text} is above the maximum {t.max:g}")
-    if t.max_regression is not None:
-        d = m.delta["patched"]
-        dv, (dlo, dhi) = d.value, d.ci
-        sign = 1.0 if m.direction == "lower" else -1.0  # worse = up for lower-is-better metrics
-        worse = sign * dv
-        worse_low = min(sign * dlo, sign * dhi)  # the most favourable end of the interval
-        bad = (worse_low > t.max_regression) if t.significant else (worse > t.max_regression)
-        if bad:
-            problems.append(f"{t.metric} got worse than the unpatched base by {worse:.3g} (delta {dv:+.3g}, 95% CI "
-                            f"{dlo:+.3g}..{dhi:+.3g}), more than the allowed {t.max_regression:g}")
-    if problems:
-        return False, "; ".join(problems)
-    return True, f"{t.metric} = {val:.3g}{ci_text}: ok"
-
-
-def check_policy(suites: Sequence[SuiteResult], policy: Policy) -> PolicyResult:
-    """Evaluate each threshold of ``policy`` on the measured stack."""
-    checks = []
-    for t in policy.thresholds:
-        m = find_measured(suites, t.metric)
-        if m is None:
-            checks.append(RuleCheck(t.to_dict(), "not run", f"{t.metric}: suite not run"))
-            continue
-        ok, msg = _check_threshold(t, m)
-        checks.append(RuleCheck(t.to_dict(), "pass" if ok else "fail", msg, m.value("patched")))
-    return PolicyResult(policy.source, tuple(checks))
-
-
-def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """Write a verify report as JSON atomically (validated first)."""
-    schemas.validate(data, "verify_report", what="verify report", error=EvaluationError)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(target, json.dumps(data, indent=2, ensure_ascii=False), mode=0o644)
-    return target
+    report = VerifyReport(run, tuple(suites_out),
+                          timing={"total_s": round(time.monotonic() - started, 2),
+                                  "generation_s": {c: round(v, 2) for c, v in timing.items()}, "generated": generated})
+    return report, tuple(patched.stack.patches)

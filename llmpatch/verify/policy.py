@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from llmpatch import schemas
 from llmpatch.errors import EvaluationError
+from llmpatch.evaluate.results import MetricResult, PolicyResult, RuleCheck, SuiteResult, find_measured
 from llmpatch.evaluate.suites import find_metric, get_suite
 
 
@@ -119,3 +120,46 @@ def load_policy(path: str | Path) -> Policy:
     except (ValueError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"policy file {str(path)!r} is not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
     return Policy.from_dict(data, source=str(p))
+
+
+def _check_threshold(t: Threshold, m: MetricResult) -> tuple[bool, str]:
+    v = m.values["patched"]
+    val, (lo, hi) = v.value, v.ci
+    problems = []
+    if val is None:
+        return False, f"{t.metric} is undefined for the stack"
+    ci_text = f" (95% CI {lo:.3g}..{hi:.3g})" if lo is not None else ""
+    if t.min is not None:
+        bad = (hi < t.min) if t.significant else (val < t.min)
+        if bad:
+            problems.append(f"{t.metric} = {val:.3g}{ci_text} is below the minimum {t.min:g}")
+    if t.max is not None:
+        bad = (lo > t.max) if t.significant else (val > t.max)
+        if bad:
+            problems.append(f"{t.metric} = {val:.3g}{ci_text} is above the maximum {t.max:g}")
+    if t.max_regression is not None:
+        d = m.delta["patched"]
+        dv, (dlo, dhi) = d.value, d.ci
+        sign = 1.0 if m.direction == "lower" else -1.0  # worse = up for lower-is-better metrics
+        worse = sign * dv
+        worse_low = min(sign * dlo, sign * dhi)  # the most favourable end of the interval
+        bad = (worse_low > t.max_regression) if t.significant else (worse > t.max_regression)
+        if bad:
+            problems.append(f"{t.metric} got worse than the unpatched base by {worse:.3g} (delta {dv:+.3g}, 95% CI "
+                            f"{dlo:+.3g}..{dhi:+.3g}), more than the allowed {t.max_regression:g}")
+    if problems:
+        return False, "; ".join(problems)
+    return True, f"{t.metric} = {val:.3g}{ci_text}: ok"
+
+
+def check_policy(suites: Sequence[SuiteResult], policy: Policy) -> PolicyResult:
+    """Evaluate each threshold of ``policy`` on the measured stack."""
+    checks = []
+    for t in policy.thresholds:
+        m = find_measured(suites, t.metric)
+        if m is None:
+            checks.append(RuleCheck(t.to_dict(), "not run", f"{t.metric}: suite not run"))
+            continue
+        ok, msg = _check_threshold(t, m)
+        checks.append(RuleCheck(t.to_dict(), "pass" if ok else "fail", msg, m.value("patched")))
+    return PolicyResult(policy.source, tuple(checks))

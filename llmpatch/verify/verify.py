@@ -1,0 +1,93 @@
+"""``llmpatch verify``: run the suites (``llmpatch.evaluate.run``), then check the vendors'
+claims (each manifest's ``evals``) and a policy against what was measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from llmpatch import atomic, schemas
+from llmpatch.errors import EvaluationError
+from llmpatch.evaluate.prompts import canonical_suite
+from llmpatch.evaluate.results import ClaimCheck, SuiteResult, VerifyReport, find_measured
+from llmpatch.evaluate.run import DEFAULT_SAFETY_PROMPT, ProgressFactory, VerifyOptions, run_suites
+from llmpatch.verify.policy import Policy, check_policy
+
+__all__ = ["DEFAULT_SAFETY_PROMPT", "ProgressFactory", "VerifyOptions", "VerifyReport", "check_claims", "check_policy",
+           "run_verify", "write_json"]
+
+
+def run_verify(
+    base: str,
+    patches: Sequence[str | Path] = (),
+    *,
+    reference: str | None = None,
+    system_prompt: str | None = None,
+    options: VerifyOptions | None = None,
+    policy: Policy | None = None,
+    progress: ProgressFactory | None = None,
+    env_dir: str | Path | None = None,
+) -> VerifyReport:
+    """Run the suites on base, baseline, patched stack and reference; check claims and policy."""
+    started = time.monotonic()
+    report, stack = run_suites(base, patches, reference=reference, system_prompt=system_prompt, options=options,
+                               default_suites=policy.suites if policy else (), progress=progress, env_dir=env_dir)
+    claims = tuple(check_claims(report.suites, stack, policy))
+    policy_result = check_policy(report.suites, policy) if policy else None
+    failures = [c.message for c in claims if c.status == "not met" and (policy is None or policy.check_claims)]
+    if policy_result:
+        failures += [c.message for c in policy_result.checks if c.status == "fail"]
+    timing = {**report.timing, "total_s": round(time.monotonic() - started, 2)}
+    report = dataclasses.replace(report, claims=claims, policy=policy_result, failures=tuple(failures), timing=timing)
+    schemas.validate(report.to_dict(), "verify_report", what="verify report", error=EvaluationError)
+    return report
+
+
+def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: Policy | None) -> list[ClaimCheck]:
+    """Compare each manifest claim (``Manifest.evals``) with the stack's measured value."""
+    tol = policy.claim_tolerance if policy else 0.05
+    out = []
+    whole = len(patches) > 1
+    for p in patches:
+        for claim in p.manifest.evals:
+            metric_id = f"{canonical_suite(claim.suite)}.{claim.metric}"
+            who = f"{p.manifest.name}@{p.manifest.version}"
+            m = find_measured(suites, metric_id)
+            claimed = float(claim.value)
+            measured = None if m is None else m.value("patched")
+            if m is None or measured is None:
+                out.append(ClaimCheck(who, metric_id, claimed, None, claim.direction, "not measured",
+                                      f"{who} claims {metric_id} = {claim.value:.3g}; not measured in this run"))
+                continue
+            lo, hi = m.values["patched"].ci
+            direction = m.direction if m.direction != "none" else (claim.direction or "none")
+            # A claim is refuted only when the whole confidence interval is worse than it: a
+            # small verify run (--limit) has wide intervals and must not fail a true claim.
+            if direction == "lower":
+                ok, refuted = measured <= claimed + tol, lo is not None and lo > claimed + tol
+            elif direction == "higher":
+                ok, refuted = measured >= claimed - tol, hi is not None and hi < claimed - tol
+            else:
+                ok = abs(measured - claimed) <= tol
+                refuted = lo is not None and not (lo - tol <= claimed <= hi + tol)
+            status = "met" if ok else ("not met" if refuted or lo is None else "within CI")
+            scope = " (measured on the whole stack)" if whole else ""
+            ci_text = f" (95% CI {lo:.3g}..{hi:.3g})" if lo is not None else ""
+            verdict = {"met": "met", "within CI": "not refuted: the claim lies within the interval", "not met": "NOT met"}[status]
+            out.append(ClaimCheck(who, metric_id, claimed, measured, direction, status,  # type: ignore[arg-type]
+                                  f"{who} claims {metric_id} = {claimed:.3g} ({direction} is better); measured "
+                                  f"{measured:.3g}{ci_text}{scope}, tolerance {tol:g}: {verdict}"))
+    return out
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write a verify report as JSON atomically (validated first)."""
+    schemas.validate(data, "verify_report", what="verify report", error=EvaluationError)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(target, json.dumps(data, indent=2, ensure_ascii=False), mode=0o644)
+    return target
