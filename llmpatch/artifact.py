@@ -16,7 +16,6 @@ adapter config agree with the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,15 +28,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from llmpatch.errors import IntegrityError, LlmpatchError, ManifestError, UnsafeFormatError
-from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest, now_iso
+from llmpatch.errors import IntegrityError, LlmpatchError, UnsafeFormatError
+from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest
+from llmpatch.util import PICKLE_SUFFIXES, now_iso, sha256_file
 from llmpatch.versions import check_name, parse_version
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MODEL_CARD = "README.md"
 TENSOR_NAME = "prompt_embeddings"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -60,15 +59,6 @@ class Patch:
     @property
     def payload_sha256(self) -> str:
         return self.manifest.files[ADAPTER_WEIGHTS].sha256
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def refuse_pickles(root: Path, names: Iterable[str] | None = None) -> None:
@@ -285,13 +275,3 @@ def write_patch(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_patch(out)
-
-
-def manifest_only(path: str | Path) -> Manifest:
-    """Read just the manifest of a patch directory (schema-checked, payload not verified)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
-    if not p.exists():
-        raise ManifestError(f"{p} not found")
-    return Manifest.read(p)

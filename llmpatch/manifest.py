@@ -6,14 +6,14 @@ every write. ``schema_version`` 1 is the only version so far; a newer one fails 
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmpatch import schemas
 from llmpatch.errors import ManifestError
+from llmpatch.util import now_iso
 from llmpatch.versions import VersionRange
 
 MANIFEST_NAME = "llmpatch.json"
@@ -188,14 +188,8 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "manifest") -> "Manifest":
         """Validate ``d`` against the schema and build a Manifest."""
-        if isinstance(d, dict) and isinstance(d.get("schema_version"), int) and d["schema_version"] > SCHEMA_VERSION:
-            raise ManifestError(
-                f"{source} has schema_version {d['schema_version']}, newer than this llmpatch "
-                f"understands ({SCHEMA_VERSION})",
-                hint="upgrade llmpatch (pip install -U llmpatch)",
-            )
         schemas.validate(
-            d, "manifest", what=source, error=ManifestError,
+            d, "manifest", what=source, error=ManifestError, known_version=SCHEMA_VERSION,
             hint="the patch is malformed; rebuild it with `llmpatch build` or ask its vendor for a fixed release",
         )
         for table in ("requires", "conflicts"):
@@ -244,14 +238,6 @@ class Manifest:
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=str(path))
-
-    def with_changes(self, **changes: Any) -> "Manifest":
-        return replace(self, **changes)
-
-
-def now_iso() -> str:
-    """Current UTC time as RFC 3339 with a Z suffix."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def short_fp(fp: str) -> str:

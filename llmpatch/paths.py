@@ -49,6 +49,22 @@ def trust_dir() -> Path:
     return home() / "trust"
 
 
+def env_dir_override() -> str | None:
+    """``$LLMPATCH_ENV`` as given: the environment directory to use instead of searching upward."""
+    return os.environ.get(ENV_DIR_ENV) or None
+
+
+def new_env_dir() -> Path:
+    """Where ``llmpatch init`` creates an environment: ``$LLMPATCH_ENV``, else ``./.llmpatch``."""
+    value = os.environ.get(ENV_DIR_ENV)
+    return Path(value) if value else Path.cwd() / ENV_DIRNAME
+
+
+def hf_endpoint() -> str | None:
+    """``$HF_ENDPOINT``: the Hugging Face Hub to use (None: huggingface_hub's default)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def default_registry_url() -> str:
     """The registry used when none is named: ``$LLMPATCH_REGISTRY`` or a local one in the home."""
     return os.environ.get(REGISTRY_ENV) or str(home() / "registry")

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from llmpatch.errors import SchemaError
+from llmpatch.errors import LlmpatchError, SchemaError
 
 _PACKAGED = Path(__file__).parent / "registry_schema"
 _SOURCE = Path(__file__).parent.parent / "registry_schema"
@@ -41,6 +41,14 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+def check_version(instance: Any, known: int, *, what: str, error: type[LlmpatchError] = SchemaError) -> None:
+    """Fail loudly on a ``schema_version`` newer than ``known`` (an older llmpatch reading a newer file)."""
+    version = instance.get("schema_version") if isinstance(instance, dict) else None
+    if isinstance(version, int) and version > known:
+        raise error(f"{what} has schema_version {version}, newer than this llmpatch understands ({known})",
+                    hint="upgrade llmpatch (pip install -U llmpatch)")
+
+
 def validate(
     instance: Any,
     name: str,
@@ -48,8 +56,14 @@ def validate(
     what: str | None = None,
     error: type[SchemaError] = SchemaError,
     hint: str | None = None,
+    known_version: int | None = None,
 ) -> None:
-    """Raise ``error`` naming every violation if ``instance`` fails schema ``name``."""
+    """Raise ``error`` naming every violation if ``instance`` fails schema ``name``.
+
+    With ``known_version``, a ``schema_version`` above it fails first, with its own message.
+    """
+    if known_version is not None:
+        check_version(instance, known_version, what=what or name, error=error)
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
     if not errors:
         return

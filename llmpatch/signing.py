@@ -41,17 +41,13 @@ from llmpatch.errors import (
     SchemaError,
     SignatureError,
 )
+from llmpatch.util import canonical_json, now_iso
 
 SCHEMA_VERSION = 1
 PATCH_PAYLOAD = "application/vnd.llmpatch.patch-statement+json"
 INDEX_PAYLOAD = "application/vnd.llmpatch.index+json"
 DEFAULT_KEY = "default"
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def canonical_json(data: Any) -> bytes:
-    """Deterministic JSON bytes (sorted keys, no whitespace) for signing."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def pae(payload_type: str, body: bytes) -> bytes:
@@ -75,10 +71,6 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     """Hex sha256 of the raw 32-byte public key."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -139,7 +131,7 @@ class SigningKey:
             "keyid": self.keyid,
             "payload_sha256": hashlib.sha256(body).hexdigest(),
             "signature": base64.b64encode(self.key.sign(pae(payload_type, body))).decode("ascii"),
-            "signed_at": _now(),
+            "signed_at": now_iso(),
         }
         schemas.validate(env, "signature", what="signature envelope")
         return env

@@ -8,27 +8,20 @@ run, so changing them does not regenerate anything.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Sequence
 
-from llmpatch import paths, schemas
+from llmpatch import atomic, paths, schemas
 from llmpatch.builder.recipe import GenerationSection, Recipe
 from llmpatch.errors import LlmpatchError, RecipeError
 from llmpatch.evaluate.judges import Judge, get_judge
 from llmpatch.evaluate.prompts import PromptItem, load_prompts, prompts_digest
 from llmpatch.runtime import GenerationConfig, PatchedModel
+from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
 DATA_FORMAT = 1
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
-
-
-def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 # -- prompts ----------------------------------------------------------------------------------
@@ -123,7 +116,7 @@ def data_key(recipe: Recipe, base_fingerprint: str, prompts: Sequence[TrainPromp
         "judge": recipe.judge.to_dict(), "generation": recipe.generation.to_dict(), "seed": recipe.seeds.data,
         "tau": recipe.pairs.tau if recipe.reference.refusal_fallback else None,
     }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+    return json_sha256(blob, default=str)
 
 
 def _cache_path(key: str):
@@ -148,21 +141,13 @@ def write_cached(data: dict[str, Any]) -> None:
     schemas.validate(data, "build_data", what="build data")
     p = _cache_path(data["key"])
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{data['key'][:12]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic.write_text(p, json.dumps(data, ensure_ascii=False, indent=1), durable=False)
 
 
 def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scorer, prompts: Sequence[TrainPrompt], *,
                   progress: ProgressFactory | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Sample M and M' for every prompt, score both; cached on disk by :func:`data_key`."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     reference = policy.describe()
     key = data_key(recipe, model.base.info.fingerprint, prompts, reference)
     if use_cache:
@@ -221,7 +206,7 @@ class TrainingData:
     def digest(self) -> dict[str, str]:
         """sha256 of the SFT set and of the pairs (recorded in the manifest)."""
         def h(rows: list[dict[str, str]]) -> str:
-            return "sha256:" + hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+            return "sha256:" + json_sha256(rows)
         return {"sft": h(self.sft), "pairs": h(self.pairs)}
 
 
@@ -332,7 +317,7 @@ def on_policy_key(sft_prefix: Any, n: int, gen: GenerationSection, seed: int, da
     blob = {"prefix": hashlib.sha256(arr.tobytes()).hexdigest(), "shape": list(arr.shape), "n": n,
             "generation": {k: getattr(gen, k) for k in ("chat", "max_new_tokens", "temperature", "top_p")},
             "seed": seed, "data": data_key, "format": 1}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    return json_sha256(blob)
 
 
 def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[str, Any]], n: int, gen: GenerationSection,
@@ -342,7 +327,7 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
     The greedy answer is what evaluation sees; the sampled ones show what else the patch says.
     Returns, per item, ``{"samples": [...], "unsafety": [...]}`` scored like M's samples.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     texts = [it["prompt"] for it in items]
     kinds = [it["kind"] for it in items]
     chat = bool(gen.chat) and bool(model.tokenizer.chat_template)

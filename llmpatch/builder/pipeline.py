@@ -10,7 +10,6 @@ same recipe resumes instead of starting over.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 from llmpatch import __version__, paths
 from llmpatch.builder import data as data_mod
@@ -29,16 +28,12 @@ from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseModelError, LlmpatchError, RecipeError
 from llmpatch.evaluate.results import VerifyReport
 from llmpatch.manifest import EvalClaim
+from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 #: Memory beyond the weights a CPU build needs (activations, optimizer, tokenizer, judge), as a factor.
 MEMORY_FACTOR = 1.5
 MEMORY_OVERHEAD_GB = 1.0
-
-
-def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 @dataclass
@@ -157,10 +152,10 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
     blob = {"data": data_key, "sft_rows": sets["sft"], "tool": 3,
             "train": {k: _neutral_dropped(getattr(recipe, k).to_dict()) for k in ("prefix", "sft", "seeds", "training")},
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
-    key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    key = json_sha256(blob)
     dpo_blob = {"dpo": recipe.dpo.to_dict(), "pairs": sets["pairs"], "on_policy": recipe.pairs.on_policy,
                 "snapshots": _snapshots(recipe) if dpo_on else 0}
-    dpo_key = hashlib.sha256(json.dumps(dpo_blob, sort_keys=True).encode()).hexdigest()
+    dpo_key = json_sha256(dpo_blob)
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
 
 
@@ -185,7 +180,7 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
                                             progress=progress)
         atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
     pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau)
-    digest = "sha256:" + hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
+    digest = "sha256:" + json_sha256(pairs)
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
 
@@ -215,7 +210,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     from llmpatch.loading import load_patched
     from llmpatch.runtime import PatchedModel
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     def note(stage: str, info: dict[str, Any]) -> None:
         log.info("build stage %s: %s", stage, json.dumps(info, default=str)[:2000])
         if on_stage:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import hashlib
-import json
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -34,6 +32,7 @@ except ImportError:  # Python 3.10
 
 from llmpatch import schemas
 from llmpatch.errors import RecipeError, SchemaError
+from llmpatch.util import json_sha256
 
 SCHEMA_VERSION = 1
 DOMAINS = ("toxicity", "gender", "harmfulness")
@@ -466,10 +465,7 @@ class Recipe:
         if domain not in DOMAINS:
             raise RecipeError(f"{source}: patch.domain is {domain!r}, expected one of {', '.join(DOMAINS)}",
                               hint='add [patch] domain = "toxicity" (or gender, harmfulness)')
-        version = raw.get("schema_version", SCHEMA_VERSION)
-        if isinstance(version, int) and version > SCHEMA_VERSION:
-            raise RecipeError(f"{source} has schema_version {version}, newer than this llmpatch understands ({SCHEMA_VERSION})",
-                              hint="upgrade llmpatch")
+        schemas.check_version(raw, SCHEMA_VERSION, what=source, error=RecipeError)
         data = deep_merge(defaults(domain), raw)
         try:
             schemas.validate(data, "recipe", what=f"recipe {source}", error=SchemaError)
@@ -560,4 +556,4 @@ class Recipe:
         """sha256 over the canonical JSON of the recipe (or of the named sections only)."""
         data = self.to_dict()
         part = {k: data[k] for k in sections} if sections else data
-        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+        return json_sha256(part)

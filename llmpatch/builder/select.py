@@ -25,8 +25,8 @@ from typing import Any, Sequence
 import torch
 
 from llmpatch.builder.recipe import Recipe
-from llmpatch.builder.train import ProgressFactory, _no_progress
 from llmpatch.errors import LlmpatchError, RecipeError
+from llmpatch.util import ProgressFactory, no_progress
 
 
 @dataclass
@@ -109,7 +109,7 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
     """Greedy replies of each candidate to the validation prompts, scored by the domain judge."""
     from llmpatch.runtime import GenerationConfig, PatchedModel
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     sel = recipe.select
     chat = recipe.generation.chat and bool(base.tokenizer.chat_template)
     cfg = GenerationConfig(max_new_tokens=sel.max_new_tokens, batch_size=sel.batch_size, seed=recipe.seeds.data)

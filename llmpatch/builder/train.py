@@ -11,30 +11,26 @@ distribution; see docs/build.md).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 import torch
 
+from llmpatch import atomic
 from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import LlmpatchError
+from llmpatch.util import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 TENSOR = "prompt_embeddings"
 #: Metrics kept from trl's logs for the curves.
 SFT_KEYS = ("loss", "mean_token_accuracy", "learning_rate")
 DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "learning_rate")
-
-
-def _no_progress(description: str, total: int) -> ContextManager[Callable[[int], None]]:
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 @dataclass
@@ -233,13 +229,11 @@ def _load_prefix(path: Path) -> torch.Tensor:
 
 
 def _save_tensor(path: Path, emb: torch.Tensor) -> None:
-    """Write one prefix atomically (temporary file, then rename)."""
-    from safetensors.torch import save_file
+    """Write one prefix atomically."""
+    from safetensors.torch import save
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({TENSOR: emb.detach().cpu().contiguous()}, str(tmp))
-    tmp.replace(path)
+    atomic.write_bytes(path, save({TENSOR: emb.detach().cpu().contiguous()}), durable=False)
 
 
 def _save_stage(out_dir: Path, emb: torch.Tensor, rows: list[dict[str, float]], seconds: float) -> None:
@@ -372,7 +366,7 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
     snapshots (evenly spaced) for checkpoint selection. ``more_pairs(sft_prefix)``, when given,
     returns DPO pairs that depend on the SFT result (on-policy pairs); they join ``pairs``.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     _quiet()
     work.mkdir(parents=True, exist_ok=True)
     init = initial_prefix(recipe, model_path)

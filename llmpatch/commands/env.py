@@ -141,13 +141,10 @@ def register(cli: click.Group) -> None:
     def init(base_spec: str, registry: str | None, path: Path | None, max_virtual_tokens: int, force: bool,
              as_json: bool) -> None:
         """Create a patch environment pinned to a base. Example: llmpatch init --base default"""
-        import os
-
         from llmpatch import paths
         from llmpatch.env import Environment
 
-        target = path or (Path(os.environ[paths.ENV_DIR_ENV]) if os.environ.get(paths.ENV_DIR_ENV)
-                          else Path.cwd() / paths.ENV_DIRNAME)
+        target = path or paths.new_env_dir()
         env = Environment.create(target, base_spec, registry=registry, force=force, max_virtual_tokens=max_virtual_tokens)
         if as_json:
             ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "registry": env.config.registry,
@@ -201,8 +198,6 @@ def register(cli: click.Group) -> None:
             dry_run=dry_run, as_json=as_json, registries=regs, verify=verify, verify_limit=verify_limit, env=env)
 
     def _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json) -> None:
-        import os
-
         from llmpatch import paths
         from llmpatch.env import Environment, LockFile
         from llmpatch.env import operations as ops
@@ -217,8 +212,7 @@ def register(cli: click.Group) -> None:
         else:
             # A fresh checkout: create the environment from the lock file's base.
             lock = LockFile.read(lockfile or Path.cwd() / "llmpatch.lock")
-            target = env_dir or (Path(os.environ[paths.ENV_DIR_ENV]) if os.environ.get(paths.ENV_DIR_ENV)
-                                 else Path.cwd() / paths.ENV_DIRNAME)
+            target = env_dir or paths.new_env_dir()
             env = Environment.create(target, lock.base.spec, registry=registry or lock.registry)
         regs = _Registries(env, registry)
         _run(env_dir, "llmpatch install --locked", lock_timeout,

@@ -33,7 +33,8 @@ from llmpatch.env.locking import DEFAULT_TIMEOUT, EnvLock
 from llmpatch.env.records import EnvConfig, Generation, Installed, LockFile, PinnedBase, read_json
 from llmpatch.env.store import Store
 from llmpatch.errors import EnvironmentStateError, LlmpatchError, NotFoundError
-from llmpatch.manifest import BaseRef, now_iso
+from llmpatch.manifest import BaseRef
+from llmpatch.util import now_iso
 
 CONFIG_NAME = "environment.json"
 CURRENT_NAME = "current"
@@ -50,7 +51,7 @@ def find_env(start: Path | None = None) -> Path:
         for cand in (p, p / paths.ENV_DIRNAME):
             if (cand / CONFIG_NAME).is_file():
                 return cand.resolve()
-    explicit = os.environ.get(paths.ENV_DIR_ENV)
+    explicit = paths.env_dir_override()
     if explicit and start is None:
         p = Path(explicit).expanduser()
         for cand in (p, p / paths.ENV_DIRNAME):
@@ -73,11 +74,6 @@ class Environment:
         self.store = Store(self.path / STORE_DIR)
         self.gen_dir = self.path / GENERATIONS_DIR
         self._config: EnvConfig | None = None
-
-    @classmethod
-    def open(cls, start: Path | None = None) -> "Environment":
-        """Find and open the environment for ``start`` (see :func:`find_env`)."""
-        return cls(find_env(start))
 
     # -- configuration --------------------------------------------------------------------
 

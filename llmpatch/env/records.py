@@ -20,14 +20,6 @@ from llmpatch.manifest import BaseRef
 SCHEMA_VERSION = 1
 
 
-def _check_version(d: Any, what: str) -> None:
-    if isinstance(d, dict) and isinstance(d.get("schema_version"), int) and d["schema_version"] > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{what} has schema_version {d['schema_version']}, newer than this llmpatch understands ({SCHEMA_VERSION})",
-            hint="upgrade llmpatch (pip install -U llmpatch)",
-        )
-
-
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a missing or garbled file into EnvironmentStateError."""
     try:
@@ -70,8 +62,7 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "environment.json") -> "EnvConfig":
-        _check_version(d, source)
-        schemas.validate(d, "environment", what=source)
+        schemas.validate(d, "environment", what=source, known_version=SCHEMA_VERSION)
         return cls(d["created"], PinnedBase.from_dict(d["base"]), d["registry"], int(d["max_virtual_tokens"]))
 
 
@@ -103,9 +94,6 @@ class Installed:
     def from_dict(cls, d: dict[str, Any]) -> "Installed":
         return cls(d["name"], d["version"], d["manifest_sha256"], d["payload_sha256"], int(d["num_virtual_tokens"]),
                    d.get("requested"), d.get("registry"), dict(d.get("location") or {}))
-
-    def same_content(self, other: "Installed") -> bool:
-        return (self.name, self.version, self.manifest_sha256) == (other.name, other.version, other.manifest_sha256)
 
 
 def stack_of(patches: tuple[Installed, ...] | list[Installed]) -> str:
@@ -145,8 +133,7 @@ class Generation:
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "generation") -> "Generation":
-        _check_version(d, source)
-        schemas.validate(d, "generation", what=source, error=SchemaError)
+        schemas.validate(d, "generation", what=source, error=SchemaError, known_version=SCHEMA_VERSION)
         gen = cls(int(d["number"]), d["created"], d["action"], d["command"], d["parent"], d["restores"],
                   d["base_fingerprint"], tuple(Installed.from_dict(p) for p in d["patches"]))
         if gen.stack_id != d["stack_id"]:
@@ -177,8 +164,8 @@ class LockFile:
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "llmpatch.lock") -> "LockFile":
-        _check_version(d, source)
-        schemas.validate(d, "lock", what=source, hint="re-create it with `llmpatch lock` in the source environment")
+        schemas.validate(d, "lock", what=source, hint="re-create it with `llmpatch lock` in the source environment",
+                         known_version=SCHEMA_VERSION)
         rows = sorted(d["patches"], key=lambda p: p["position"])
         if [p["position"] for p in rows] != list(range(1, len(rows) + 1)):
             raise SchemaError(f"{source}: positions must be 1..{len(rows)} without gaps, got {[p['position'] for p in rows]}")

@@ -7,7 +7,6 @@ new index); the checks that decide whether anything is trusted live here, once.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -16,9 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from llmpatch import schemas, signing
 from llmpatch.errors import IntegrityError, LlmpatchError, SchemaError, SignatureError
-from llmpatch.manifest import MANIFEST_NAME, Manifest, now_iso
+from llmpatch.manifest import MANIFEST_NAME, Manifest
 from llmpatch.registry.index import Index, IndexEntry
 from llmpatch.signing import INDEX_PAYLOAD, PATCH_PAYLOAD, SigningKey, TrustStore
+from llmpatch.util import iso, now_iso, sha256_file
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -66,8 +66,7 @@ class RegistryConfig:
         """Expiry timestamp for an index written now."""
         if not self.expires_days:
             return None
-        when = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=self.expires_days)
-        return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return iso(_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=self.expires_days))
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ class RegistryBase:
 
     def _prepare(self, patch_dir: Path, key: SigningKey | None, config: RegistryConfig) -> Prepared:
         """Verify a patch directory completely and sign its statement."""
-        from llmpatch.artifact import read_patch, sha256_file  # imports torch: only when publishing
+        from llmpatch.artifact import read_patch  # imports torch: only when publishing
 
         patch = read_patch(patch_dir)  # schema, no pickles, every payload's size and sha256, tensor shape
         m = patch.manifest
@@ -170,7 +169,7 @@ class RegistryBase:
 
     def _verify_fetched(self, dest: Path, entry: IndexEntry, name: str, version: str) -> None:
         """Check downloaded files against the index entry, the manifest and the signature."""
-        from llmpatch.artifact import sha256_file, verify_files  # imports torch: only when fetching
+        from llmpatch.artifact import verify_files  # imports torch: only when fetching
 
         what = f"{name}@{version} from registry {self.url}"
         if entry.name != name or entry.version != version:
@@ -229,7 +228,3 @@ class RegistryBase:
             shutil.rmtree(dest, ignore_errors=True)
             raise
         return dest
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

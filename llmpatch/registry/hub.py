@@ -25,7 +25,9 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlparse
 
 from llmpatch import paths
-from llmpatch.errors import AlreadyPublishedError, IntegrityError, LlmpatchError, RegistryError, SignatureError
+from llmpatch.errors import (
+    AlreadyPublishedError, IntegrityError, LlmpatchError, RegistryError, RegistryHTTPError, SignatureError,
+)
 from llmpatch.registry.base import RegistryBase, RegistryConfig
 from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry
 from llmpatch.signing import SigningKey
@@ -86,9 +88,7 @@ class HubRegistry(RegistryBase):
             if status == 403:
                 raise RegistryError(f"{what}: no write access to {self.namespace} on {self.api.endpoint} (HTTP 403)",
                                     hint=f"use a token of a member of {self.namespace!r} with write access") from None
-            err = RegistryError(f"{what}: the Hub answered HTTP {status}: {exc}")
-            err.status = status  # type: ignore[attr-defined]  # lets the index writer spot a lost race (409/412)
-            raise err from None
+            raise RegistryHTTPError(f"{what}: the Hub answered HTTP {status}: {exc}", status=status) from None
         except (httpx.HTTPError, OSError) as exc:
             raise RegistryError(f"{what}: could not reach the Hub at {self.api.endpoint} ({type(exc).__name__}: {exc})",
                                 hint="check the network and the endpoint (HF_ENDPOINT); nothing was recorded in the index") from None
@@ -167,7 +167,7 @@ class HubRegistry(RegistryBase):
                                            parent_commit=head)
                 return result
             except RegistryError as exc:
-                if getattr(exc, "status", None) in (409, 412):
+                if isinstance(exc, RegistryHTTPError) and exc.status in (409, 412):
                     time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # another publisher won: re-read, retry
                     continue
                 raise

@@ -10,18 +10,17 @@ import contextlib
 import gc
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from llmpatch import paths, schemas
+from llmpatch import atomic, paths, schemas
 from llmpatch.errors import LlmpatchError, NotFoundError, SchemaError
-from llmpatch.manifest import EvalClaim, now_iso
+from llmpatch.manifest import EvalClaim
+from llmpatch.util import now_iso
 from llmpatch.versions import version_key
 
 SCHEMA_VERSION = 1
@@ -234,10 +233,8 @@ class Index:
                     data = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise SchemaError(f"{source} is not valid JSON ({exc})", hint="the registry index is corrupt; ask its owner to republish") from None
-            if isinstance(data, dict) and isinstance(data.get("schema_version"), int) and data["schema_version"] > SCHEMA_VERSION:
-                raise SchemaError(f"{source} has schema_version {data['schema_version']}, newer than this llmpatch understands ({SCHEMA_VERSION})",
-                                  hint="upgrade llmpatch (pip install -U llmpatch)")
-            schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish")
+            schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish",
+                             known_version=SCHEMA_VERSION)
             idx = cls(data)
             idx._save_view(digest)
         idx._shared = True
@@ -322,11 +319,8 @@ class Index:
         target = _view_path(digest)
         try:  # an optimisation only: failing to cache must not fail the read
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(head, separators=(",", ":")).encode("utf-8") + b"\n")
-                f.writelines(segments)
-            os.replace(tmp, target)
+            header = json.dumps(head, separators=(",", ":")).encode("utf-8") + b"\n"
+            atomic.write_bytes(target, b"".join([header, *segments]), durable=False)
         except OSError:
             pass
 

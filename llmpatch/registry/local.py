@@ -44,6 +44,7 @@ from llmpatch.registry.index import (
     raw_digest,
 )
 from llmpatch.signing import SigningKey
+from llmpatch.util import sha256_file
 
 LOCK_TIMEOUT_S = 120.0
 
@@ -124,7 +125,6 @@ class LocalRegistry(RegistryBase):
 
     def publish(self, patch_dir: Path, *, key: SigningKey | None = None) -> IndexEntry:
         """Verify, copy and index one patch version; refuses an existing version."""
-        from llmpatch.artifact import sha256_file
 
         config = self.config()
         prepared = self._prepare(Path(patch_dir), key, config)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from llmpatch.evaluate.results import VerifyReport
-from llmpatch.evaluate.run import ProgressFactory, VerifyOptions
+from llmpatch.evaluate.run import VerifyOptions
+from llmpatch.util import ProgressFactory
 from llmpatch.verify.policy import DEFAULT_GATE_POLICY, Policy, load_policy
 from llmpatch.verify.verify import run_verify
 

@@ -14,7 +14,8 @@ from llmpatch import atomic, schemas
 from llmpatch.errors import EvaluationError
 from llmpatch.evaluate.prompts import canonical_suite
 from llmpatch.evaluate.results import ClaimCheck, SuiteResult, VerifyReport, find_measured
-from llmpatch.evaluate.run import DEFAULT_SAFETY_PROMPT, ProgressFactory, VerifyOptions, run_suites
+from llmpatch.evaluate.run import DEFAULT_SAFETY_PROMPT, VerifyOptions, run_suites
+from llmpatch.util import ProgressFactory
 from llmpatch.verify.policy import Policy, check_policy
 
 __all__ = ["DEFAULT_SAFETY_PROMPT", "ProgressFactory", "VerifyOptions", "VerifyReport", "check_claims", "check_policy",
