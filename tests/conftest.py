@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated llmpatch home, tiny random models, and patch factories.
+"""Shared fixtures: an isolated llmpatch home, tiny random models, patch factories, a project
+directory, local registries and a local Hub server.
 
 Tiny models are built from a config and a tokenizer trained in-process: no download, milliseconds.
 Tests that need the real SmolLM2-135M-Instruct carry ``@pytest.mark.slow`` and use ``smollm2``.
@@ -6,6 +7,7 @@ Tests that need the real SmolLM2-135M-Instruct carry ``@pytest.mark.slow`` and u
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -115,7 +117,9 @@ def make_patch(tiny_model_dir, tmp_path):
         if key not in infos:
             infos[key] = base.identify(str(bdir))
         info = infos[key]
-        g = torch.Generator().manual_seed(seed if seed is not None else abs(hash((name, version))) % (2**31))
+        # a seed from the name and version, the same in every run (hash() of a str is salted per process)
+        default_seed = int.from_bytes(hashlib.sha256(f"{name}@{version}".encode()).digest()[:4], "big") % (2**31)
+        g = torch.Generator().manual_seed(seed if seed is not None else default_seed)
         emb = torch.randn(tokens, info.hidden_size, generator=g) * 0.5
         fields.setdefault("summary", f"{name} test patch")
         fields.setdefault("domains", ["toxicity"])
@@ -131,3 +135,77 @@ def smollm2():
     from llmpatch import base
 
     return base.load("default", device="cpu")
+
+
+# -- environments and registries ---------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """An empty project directory, made the working directory."""
+    d = tmp_path / "project"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    return d
+
+
+@pytest.fixture
+def reg(tmp_path):
+    """A fresh local registry (no index parsed earlier in this process is reused)."""
+    from llmpatch.registry import open_registry
+    from llmpatch.registry.index import forget_parsed
+
+    forget_parsed()
+    return open_registry(str(tmp_path / "registry"))
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch, make_patch):
+    """A real local registry at $LLMPATCH_REGISTRY, with a ``publish_patch(name, version, **fields)`` helper."""
+    from llmpatch.registry import open_registry
+
+    url = str(tmp_path / "registry")
+    monkeypatch.setenv("LLMPATCH_REGISTRY", url)
+    reg = open_registry(url)
+
+    def publish(name: str, version: str, **fields):
+        patch = make_patch(name, version, **fields)
+        reg.publish(patch.path)
+        return patch
+
+    reg.publish_patch = publish  # type: ignore[attr-defined]
+    reg.url = url  # type: ignore[attr-defined]
+    return reg
+
+
+@pytest.fixture
+def scenario_registry(registry):
+    """tox-fix 1.0.0, 1.1.0, 1.2.0, 1.2.1 and bias-fix 2.0.0, all for the tiny base."""
+    for v in ("1.0.0", "1.1.0", "1.2.0", "1.2.1"):
+        registry.publish_patch("tox-fix", v)
+    registry.publish_patch("bias-fix", "2.0.0", domains=["gender_bias"])
+    return registry
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A local Hugging Face Hub server (tests/hub_server.py) with a write token for ``acme``.
+
+    The session runs with HF_HUB_OFFLINE=1 so nothing reaches huggingface.co; the client reads
+    that once at import, so it is lifted here, for a server on 127.0.0.1 only. HF_HOME and the
+    cache are private to the test (no stored token from the machine), and HF_ENDPOINT points at it.
+    """
+    import huggingface_hub
+
+    from hub_server import TOKEN, FakeHub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    server = FakeHub()
+    server.tokens[TOKEN] = "acme"
+    server.start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.stop()

@@ -27,6 +27,10 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlparse
 
 
+#: The write token the test fixtures give the ``acme`` namespace.
+TOKEN = "hf_test_acme_write"
+
+
 @dataclass
 class Commit:
     oid: str

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import re
 
-import huggingface_hub
 import pytest
 from huggingface_hub import HfApi
 
-from hub_server import FakeHub
+from hub_server import TOKEN
 from llmpatch import base
 from llmpatch.errors import BaseModelError, UnsafeFormatError
-
-TOKEN = "hf_test_acme_write"
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    server = FakeHub()
-    server.tokens[TOKEN] = "acme"
-    server.start()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    yield server
-    server.stop()
-
 
 def _upload(hub, repo, folder, tag=None):
     api = HfApi(endpoint=hub.url, token=TOKEN)

@@ -8,28 +8,12 @@ import threading
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from llmpatch.cli import cli
+from clihelp import run
 from llmpatch.env import Environment, current_stack, find_env
 from llmpatch.env.locking import EnvLock
 from llmpatch.env.records import LockFile
 from llmpatch.errors import EnvironmentStateError, LockTimeoutError, SchemaError
-
-
-def run(*args, ok=True):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    d = tmp_path / "project"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
 
 
 def test_init_pins_the_base_and_starts_at_an_empty_generation_1(project, tiny_model_dir):

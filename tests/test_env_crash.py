@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 from llmpatch.env import Environment, LockFile
-from test_env_helpers import project, registry, run, scenario_registry  # noqa: F401
+from clihelp import run
 
 
 def run_child(args: list[str], env_dir: Path, kill_at: int | None = None) -> tuple[bool, int]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from llmpatch.env import Environment, LockFile, current_stack
-from test_env_helpers import project, registry, run, run_json, scenario_registry  # noqa: F401
+from clihelp import run, run_json
 
 
 def stack_of(project):

@@ -5,13 +5,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
 
 SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "scenario.py"
 
 
 def test_the_customer_scenario_runs_end_to_end(tmp_path, tiny_model_dir, capsys, monkeypatch):
-    pytest.importorskip("llmpatch.registry")
     spec = importlib.util.spec_from_file_location("scenario", SCENARIO)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -8,21 +8,13 @@ import subprocess
 import sys
 import textwrap
 
-import huggingface_hub
 import pytest
-from click.testing import CliRunner
 
-from hub_server import FakeHub
-from llmpatch.cli import cli
-
-TOKEN = "hf_test_acme_write"
+import clihelp
 
 
 def run(*args, ok: bool = True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+    return clihelp.run(*args, ok=ok, catch_exceptions=False)
 
 
 def flat(text: str) -> str:
@@ -40,14 +32,8 @@ def registry_url(request, tmp_path, monkeypatch):
     if request.param == "local":
         yield str(tmp_path / "registry")
         return
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    hub = FakeHub()
-    hub.tokens[TOKEN] = "acme"
-    hub.start()
+    hub = request.getfixturevalue("hub")
     yield f"hf://acme/llmpatch-index?endpoint={hub.url}"
-    hub.stop()
 
 
 def test_publish_search_show_fetch_scenario(registry_url, make_patch, tmp_path):

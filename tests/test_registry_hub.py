@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import threading
 
-import huggingface_hub
 import pytest
 from huggingface_hub import HfApi, hf_hub_download
 
-from hub_server import FakeHub
 from llmpatch import signing
 from llmpatch.errors import AlreadyPublishedError, FreshnessError, RegistryError, SignatureError
 from llmpatch.registry import RegistryConfig, open_registry
-
-TOKEN = "hf_test_acme_write"
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    # The test session runs with HF_HUB_OFFLINE=1 (conftest) so nothing reaches huggingface.co; the
-    # client reads that once at import, so lift it for these tests, which only talk to 127.0.0.1.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token from the machine
-    server = FakeHub()
-    server.tokens[TOKEN] = "acme"
-    server.start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def reg(hub):

@@ -16,12 +16,6 @@ from llmpatch.registry.index import IndexEntry, forget_parsed, newest_first, raw
 from llmpatch.versions import version_key
 
 
-@pytest.fixture
-def reg(tmp_path):
-    forget_parsed()
-    return open_registry(str(tmp_path / "registry"))
-
-
 _num = st.integers(min_value=0, max_value=30).map(str)
 _release = st.builds(lambda a, b, c: f"{a}.{b}.{c}", _num, _num, _num)
 _pre = st.builds(lambda r, tag, n: f"{r}-{tag}.{n}", _release, st.sampled_from(["alpha", "beta", "rc"]), _num)

@@ -11,11 +11,6 @@ from llmpatch.errors import AlreadyPublishedError, IntegrityError, ManifestError
 from llmpatch.registry import RegistryConfig, open_registry
 
 
-@pytest.fixture
-def reg(tmp_path):
-    return open_registry(str(tmp_path / "registry"))
-
-
 def test_publish_records_files_digests_base_and_location_in_the_index(reg, make_patch):
     patch = make_patch("tox-fix", "1.0.0", domains=["toxicity"])
     entry = reg.publish(patch.path)

@@ -11,12 +11,7 @@ import pytest
 
 from llmpatch import signing
 from llmpatch.errors import FreshnessError, IntegrityError, SignatureError
-from llmpatch.registry import RegistryConfig, open_registry
-
-
-@pytest.fixture
-def reg(tmp_path):
-    return open_registry(str(tmp_path / "registry"))
+from llmpatch.registry import RegistryConfig
 
 
 @pytest.fixture
