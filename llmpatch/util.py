@@ -17,6 +17,14 @@ import json
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
+try:  # recipes and policies are TOML
+    import tomllib
+except ImportError:  # Python 3.10: the tomli backport, declared for it in pyproject.toml
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["PICKLE_SUFFIXES", "ProgressFactory", "canonical_json", "iso", "json_sha256", "no_progress", "now_iso",
+           "sha256_file", "tomllib"]
+
 #: ``progress(description, total)`` returns a context manager yielding ``advance(n=1)``.
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 #: Pickle-based formats, which can run code when loaded: refused in patches and base models.

@@ -25,14 +25,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from llmpatch import schemas
 from llmpatch.errors import RecipeError, SchemaError
-from llmpatch.util import json_sha256
+from llmpatch.util import json_sha256, tomllib
 
 SCHEMA_VERSION = 1
 DOMAINS = ("toxicity", "gender", "harmfulness")

@@ -1,7 +1,9 @@
 """The registry index: every patch, every version, where its files are and what they hash to.
 
-Pure values: parsing, validation (``registry_schema/index.schema.json``), lookup and search.
-Fetching the bytes and checking signatures and freshness is the backends' job.
+Parsing, validation (``registry_schema/index.schema.json``), lookup and search. Not pure: an
+index parsed in this process is memoised by the sha256 of its bytes, and a compact view of it is
+cached under ``<home>/cache`` so that a later process reads one patch's versions without parsing
+the whole file. Fetching the bytes and checking signatures and freshness is the backends' job.
 """
 
 from __future__ import annotations

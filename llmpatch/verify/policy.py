@@ -26,6 +26,7 @@ from llmpatch import schemas
 from llmpatch.errors import EvaluationError
 from llmpatch.evaluate.results import MetricResult, PolicyResult, RuleCheck, SuiteResult, find_measured
 from llmpatch.evaluate.suites import find_metric, get_suite
+from llmpatch.util import tomllib
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,6 @@ def load_policy(path: str | Path) -> Policy:
         if p.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
     except (ValueError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"policy file {str(path)!r} is not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
