@@ -31,6 +31,8 @@ TENSOR = "prompt_embeddings"
 #: Metrics kept from trl's logs for the curves.
 SFT_KEYS = ("loss", "mean_token_accuracy", "learning_rate")
 DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "learning_rate")
+#: A trained stage: its prefix, curve rows, seconds, and the checkpoint it resumed from (or "final").
+StageOutput = tuple[torch.Tensor, list[dict[str, float]], float, str | None]
 
 
 @dataclass
@@ -284,8 +286,27 @@ def _check_rows(trainer: Any, given: int, stage: str) -> int:
     return used
 
 
+def _run_stage(trainer: Any, stage: str, given: int, title: str, steps: int, out: Path, resume: str | None,
+               progress: ProgressFactory, snapshots: int, keys: tuple[str, ...]) -> StageOutput:
+    """Train one stage with a progress bar (and prefix snapshots); save its prefix and curve in ``out``."""
+    used = _check_rows(trainer, given, stage)
+    t0 = time.monotonic()
+    with progress(title, steps) as advance:
+        _prepare_trainer(trainer, advance)
+        if snapshots:
+            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
+        trainer.train(resume_from_checkpoint=resume)
+    seconds = time.monotonic() - t0
+    emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
+    rows_out = _rows(trainer.state.log_history, keys)
+    if rows_out:
+        rows_out[0]["examples"] = float(used)
+    _save_stage(out, emb, rows_out, seconds)
+    return emb, rows_out, seconds, (Path(resume).name if resume else None)
+
+
 def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
-            progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+            progress: ProgressFactory, snapshots: int = 0) -> StageOutput:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
 
@@ -298,24 +319,12 @@ def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: b
     args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
     trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",)),
                          processing_class=tok, peft_config=peft_config(recipe, model_path))
-    used = _check_rows(trainer, len(rows), "sft")
-    t0 = time.monotonic()
-    with progress("SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows))) as advance:
-        _prepare_trainer(trainer, advance)
-        if snapshots:
-            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
-        trainer.train(resume_from_checkpoint=resume)
-    seconds = time.monotonic() - t0
-    emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
-    rows_out = _rows(trainer.state.log_history, SFT_KEYS)
-    if rows_out:
-        rows_out[0]["examples"] = float(used)
-    _save_stage(out, emb, rows_out, seconds)
-    return emb, rows_out, seconds, (Path(resume).name if resume else None)
+    return _run_stage(trainer, "sft", len(rows), "SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows)),
+                      out, resume, progress, snapshots, SFT_KEYS)
 
 
 def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
-            progress: ProgressFactory, snapshots: int = 0) -> tuple[torch.Tensor, list[dict[str, float]], float, str | None]:
+            progress: ProgressFactory, snapshots: int = 0) -> StageOutput:
     """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
     from peft import set_peft_model_state_dict
     from trl import DPOConfig, DPOTrainer
@@ -339,21 +348,8 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
         trainer = DPOTrainer(model=fresh_model(model_path), args=args, train_dataset=ds, processing_class=tok,
                              peft_config=peft_config(recipe, model_path, for_loading=True))
         set_peft_model_state_dict(trainer.model, {TENSOR: start})
-    used = _check_rows(trainer, len(pairs), "dpo")
-    t0 = time.monotonic()
-    with progress(f"DPO (beta {recipe.dpo.beta}, reference {recipe.dpo.reference})",
-                  _expected_steps(recipe, "dpo", len(pairs))) as advance:
-        _prepare_trainer(trainer, advance)
-        if snapshots:
-            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
-        trainer.train(resume_from_checkpoint=resume)
-    seconds = time.monotonic() - t0
-    emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
-    rows_out = _rows(trainer.state.log_history, DPO_KEYS)
-    if rows_out:
-        rows_out[0]["examples"] = float(used)
-    _save_stage(out, emb, rows_out, seconds)
-    return emb, rows_out, seconds, (Path(resume).name if resume else None)
+    return _run_stage(trainer, "dpo", len(pairs), f"DPO (beta {recipe.dpo.beta}, reference {recipe.dpo.reference})",
+                      _expected_steps(recipe, "dpo", len(pairs)), out, resume, progress, snapshots, DPO_KEYS)
 
 
 def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
