@@ -78,3 +78,62 @@ def test_kill_at() -> int | None:
     """The crash point number at which to SIGKILL this process (tests only), or None."""
     value = os.environ.get(TEST_KILL_AT_ENV)
     return int(value) if value and value.strip().isdigit() else None
+
+
+#: URL schemes a registry location may use (anything else is refused, never read as a path).
+REGISTRY_SCHEMES = ("file", "hf")
+
+
+def canonical_registry(url: str) -> str:
+    """One spelling per registry, used to open it and to key its trust and freshness state.
+
+    A local registry becomes its absolute path with symlinks, ``.``/``..`` and trailing slashes
+    resolved (``file://`` URLs included); a Hub registry becomes ``hf://org/repo`` with the
+    endpoint (when given) lower-cased and without a trailing slash. Any other scheme is refused.
+    (Hub ids are case-insensitive; :func:`registry_identity` folds their case for trust state.)
+
+    >>> canonical_registry("hf://Acme/Index/?endpoint=HTTP://Host:8080/")
+    'hf://Acme/Index?endpoint=http://host:8080'
+    """
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    from llmpatch.errors import RegistryError
+
+    text = str(url).strip()
+    if not text:
+        raise RegistryError("empty registry location", hint="give a directory, file:///PATH or hf://ORG/INDEX-REPO")
+    if "\x00" in text:
+        raise RegistryError(f"invalid registry location {text!r}")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme and scheme not in REGISTRY_SCHEMES:
+        raise RegistryError(f"unsupported registry scheme {scheme + '://'!r} in {text!r}",
+                            hint="use a directory, file:///PATH or hf://ORG/INDEX-REPO")
+    if scheme == "hf":
+        parsed = urlparse(text)
+        repo = f"{parsed.netloc}{parsed.path}".strip("/")
+        parts = repo.split("/")
+        if len(parts) != 2 or not all(parts):
+            raise RegistryError(f"invalid Hub registry URL {text!r}: expected hf://ORG/INDEX-REPO",
+                                hint="e.g. hf://acme/llmpatch-index")
+        out = "hf://" + repo
+        endpoint = parse_qs(parsed.query).get("endpoint", [None])[0]
+        if endpoint:
+            ep = urlparse(endpoint.strip())
+            out += f"?endpoint={ep.scheme.lower()}://{ep.netloc.lower()}{ep.path.rstrip('/')}"
+        return out
+    if scheme == "file":
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise RegistryError(f"file:// URL {text!r} names host {parsed.netloc!r}; only local files are supported",
+                                hint="use file:///ABSOLUTE/PATH or a plain path")
+        text = unquote(parsed.path)
+    return str(Path(text).expanduser().resolve())
+
+
+def registry_identity(url: str) -> str:
+    """The key of a registry's trust and freshness state: its canonical location, Hub ids case-folded."""
+    canon = canonical_registry(url)
+    if canon.startswith("hf://"):
+        repo, sep, query = canon[len("hf://"):].partition("?")
+        return "hf://" + repo.lower() + sep + query
+    return canon

@@ -235,17 +235,52 @@ def verify(envelope: Any, payload_type: str, body: bytes, keys: dict[str, Public
 
 
 def registry_slug(url: str) -> str:
-    """A directory name for a registry URL: readable prefix + hash (stable, collision-free)."""
+    """A directory name for a registry identity: readable prefix + hash (stable, collision-free)."""
     readable = re.sub(r"[^A-Za-z0-9]+", "-", url).strip("-")[-40:]
     return f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
 class TrustStore:
-    """Trusted keys and the last index version seen, for one registry URL."""
+    """Trusted keys and the last index version seen, for one registry (under every spelling of it).
+
+    The state is keyed by :func:`llmpatch.paths.registry_identity`, so ``DIR/reg``, ``DIR/./reg/``
+    and ``file://DIR/reg`` share one trust store. Once a key has been trusted, the registry keeps
+    requiring signatures (``require_signatures`` in ``state.json``) even if every key is later
+    removed one by one; only an explicit :meth:`untrust_all` turns verification off.
+    """
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.root = paths.trust_dir() / registry_slug(url)
+        self.url = paths.canonical_registry(url)
+        self.identity = paths.registry_identity(url)
+        self.root = paths.trust_dir() / registry_slug(self.identity)
+        if not self.root.exists():
+            self._adopt_legacy()
+
+    def _adopt_legacy(self) -> None:
+        """Merge trust state written by older versions under another spelling of this registry."""
+        top = paths.trust_dir()
+        if not top.is_dir():
+            return
+        for state_file in sorted(top.glob("*/state.json")):
+            d = state_file.parent
+            if d == self.root:
+                continue
+            try:
+                data = json.loads(state_file.read_text(encoding="utf-8"))
+                same = paths.registry_identity(str(data.get("url", ""))) == self.identity
+            except (OSError, ValueError, LlmpatchError, RecursionError):
+                continue
+            if not same:
+                continue
+            for pub in sorted((d / "keys").glob("*.pub")):
+                _atomic_write(self.keys_dir / pub.name, pub.read_bytes())
+            state = self._state()
+            seen = data.get("highest_index_version")
+            if isinstance(seen, int) and seen > state["highest_index_version"]:
+                state["highest_index_version"] = seen
+            if any((d / "keys").glob("*.pub")) or data.get("require_signatures"):
+                state["require_signatures"] = True
+            self._write_state(state)
 
     @property
     def keys_dir(self) -> Path:
@@ -263,31 +298,57 @@ class TrustStore:
 
     @property
     def configured(self) -> bool:
-        """True when at least one key is trusted: signatures are then required and verified."""
-        return bool(self.keys())
+        """True when signatures are required: a key is trusted, or one was and was not untrusted with --all."""
+        return bool(self.keys()) or bool(self._state().get("require_signatures"))
+
+    def verification_keys(self, what: str) -> dict[str, PublicKey] | None:
+        """The keys to verify ``what`` with, None when this registry is not verified at all."""
+        keys = self.keys()
+        if keys:
+            return keys
+        if self._state().get("require_signatures"):
+            raise SignatureError(
+                f"registry {self.url} was trusted with a signing key before and now has none, so {what} cannot be verified",
+                hint="trust the vendor's current key (`llmpatch key trust VENDOR.pub --registry URL`); "
+                     "`llmpatch key untrust --all --registry URL` stops verifying this registry",
+            )
+        return None
 
     def trust(self, key: PublicKey) -> Path:
-        """Trust ``key`` for this registry (idempotent)."""
+        """Trust ``key`` for this registry (idempotent); from now on signatures are required."""
         target = self.keys_dir / f"{key.keyid}.pub"
         _atomic_write(target, key.pem().encode())
-        self._write_state({**self._state(), "url": self.url})
+        self._write_state({**self._state(), "url": self.url, "require_signatures": True})
         return target
 
     def untrust(self, keyid: str) -> None:
-        """Stop trusting a key (prefix of its id accepted when unique)."""
-        matches = [k for k in self.keys() if k.startswith(keyid)]
-        if len(matches) != 1:
-            raise NotFoundError(f"{len(matches)} trusted keys of registry {self.url} match {keyid!r}, expected exactly one",
+        """Stop trusting one key, named by its full id (signatures stay required)."""
+        keyid = keyid.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", keyid):
+            raise NotFoundError(
+                f"{keyid!r} is not a full key id (64 hex digits)",
+                hint="copy the id from `llmpatch key list --registry URL`, or pass --all to stop trusting every key",
+            )
+        if keyid not in self.keys():
+            raise NotFoundError(f"key {keyid} is not trusted for registry {self.url}",
                                 hint="list them with `llmpatch key list --registry URL`")
-        (self.keys_dir / f"{matches[0]}.pub").unlink()
+        (self.keys_dir / f"{keyid}.pub").unlink()
+
+    def untrust_all(self) -> list[str]:
+        """Stop trusting every key and stop requiring signatures; return the removed key ids."""
+        removed = sorted(self.keys())
+        for k in removed:
+            (self.keys_dir / f"{k}.pub").unlink(missing_ok=True)
+        self._write_state({**self._state(), "url": self.url, "require_signatures": False})
+        return removed
 
     def _state(self) -> dict[str, Any]:
         p = self.root / "state.json"
         if not p.exists():
             return {"schema_version": SCHEMA_VERSION, "url": self.url, "highest_index_version": 0}
         try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as exc:
             raise SchemaError(f"{p} is not valid JSON ({exc})", hint="delete it to forget the index version seen") from None
         schemas.validate(data, "trust_state", what=str(p))
         return data

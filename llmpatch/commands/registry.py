@@ -172,7 +172,8 @@ def register(cli: click.Group) -> None:
         reg = _open(registry_url)
         entry = _pick(reg.index(), spec)
         out = reg.fetch(entry.name, entry.version, dest)
-        ui.console.print(f"fetched {entry.id} into {out} (verified{' and signature checked' if reg.trust.configured else ''})")
+        ui.console.print(f"fetched {entry.id} from registry {reg.url} into {out} "
+                         f"(verified{' and signature checked' if reg.trust.configured else ', unsigned registry'})")
 
     @cli.command("yank")
     @click.argument("spec")
@@ -240,8 +241,8 @@ def register(cli: click.Group) -> None:
         """List your signing keys and the keys trusted for a registry."""
         from llmpatch import paths, signing
 
-        url = registry_url or paths.default_registry_url()
-        trust = signing.TrustStore(url)
+        trust = signing.TrustStore(registry_url or paths.default_registry_url())
+        url = trust.url
         own = [{"name": k.name, "keyid": k.keyid} for k in signing.list_keys()]
         trusted = [{"keyid": k} for k in sorted(trust.keys())]
         if as_json:
@@ -259,21 +260,36 @@ def register(cli: click.Group) -> None:
         """Trust a vendor's public key for a registry: signatures are then required and verified."""
         from llmpatch import paths, signing
 
-        url = registry_url or paths.default_registry_url()
         key = signing.PublicKey.from_pem(public_key.read_bytes(), source=str(public_key))
-        signing.TrustStore(url).trust(key)
-        ui.console.print(f"trusting key {key.keyid} for {url}")
+        trust = signing.TrustStore(registry_url or paths.default_registry_url())
+        trust.trust(key)
+        ui.console.print(f"trusting key {key.keyid} for {trust.url}")
 
     @key_group.command("untrust")
-    @click.argument("keyid")
+    @click.argument("keyid", required=False)
     @_registry_option
-    def key_untrust(keyid: str, registry_url: str | None) -> None:
-        """Stop trusting a key (id or unique prefix) for a registry."""
+    @click.option("--all", "untrust_all", is_flag=True,
+                  help="Stop trusting every key: the registry is then no longer verified.")
+    def key_untrust(keyid: str | None, registry_url: str | None, untrust_all: bool) -> None:
+        """Stop trusting a key (its full id) for a registry; --all stops verifying the registry."""
         from llmpatch import paths, signing
+        from llmpatch.errors import InvalidSpecError
 
-        url = registry_url or paths.default_registry_url()
-        signing.TrustStore(url).untrust(keyid)
-        ui.console.print(f"no longer trusting {keyid} for {url}")
+        trust = signing.TrustStore(registry_url or paths.default_registry_url())
+        if untrust_all:
+            if keyid:
+                raise InvalidSpecError(f"give a key id or --all, not both (got {keyid!r})")
+            removed = trust.untrust_all()
+            ui.err_console.print(f"[yellow]warning: registry {trust.url} is now unverified: unsigned or re-signed "
+                                 f"indexes and patches will be accepted ({len(removed)} key(s) removed)[/yellow]")
+            return
+        if keyid is None:
+            raise InvalidSpecError("name the key to stop trusting (its full id), or pass --all",
+                                   hint="see `llmpatch key list --registry URL`")
+        trust.untrust(keyid)
+        left = len(trust.keys())
+        ui.console.print(f"no longer trusting {keyid} for {trust.url}"
+                         + ("" if left else " (no key left: signatures are still required; trust the vendor's new key)"))
 
     @key_group.command("forget-index")
     @_registry_option
@@ -281,6 +297,6 @@ def register(cli: click.Group) -> None:
         """Forget the highest index version seen (only after a registry was deliberately recreated)."""
         from llmpatch import paths, signing
 
-        url = registry_url or paths.default_registry_url()
-        signing.TrustStore(url).forget_index()
-        ui.console.print(f"forgot the index version seen for {url}")
+        trust = signing.TrustStore(registry_url or paths.default_registry_url())
+        trust.forget_index()
+        ui.console.print(f"forgot the index version seen for {trust.url}")

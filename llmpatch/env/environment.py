@@ -260,6 +260,8 @@ class Environment:
             # Never replace (let alone delete) a directory that is not an environment.
             raise EnvironmentStateError(f"{path} exists and is not a llmpatch environment; refusing to use it",
                                         hint="choose another --path (or $LLMPATCH_ENV), or remove it yourself")
+        if registry:
+            registry = paths.canonical_registry(registry)  # a relative path means the same from any directory
         info = base_mod.identify(base_spec)
         pinned = PinnedBase(spec=info.spec or base_spec, ref=info.to_ref())
         config = EnvConfig(created=now_iso(), base=pinned, registry=registry, max_virtual_tokens=max_virtual_tokens)

@@ -15,7 +15,7 @@ __all__ = ["open_registry", "Registry", "RegistryConfig", "Index", "IndexEntry"]
 
 def open_registry(url: str | None = None) -> Registry:
     """The registry at ``url`` (default: ``llmpatch.paths.default_registry_url()``)."""
-    url = url or paths.default_registry_url()
+    url = paths.canonical_registry(url or paths.default_registry_url())
     if url.startswith("hf://"):
         from llmpatch.registry.hub import HubRegistry
 

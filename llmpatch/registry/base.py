@@ -96,8 +96,8 @@ class RegistryBase:
     url: str
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.trust = TrustStore(url)
+        self.url = self.trust.url  # canonical: one spelling per registry in messages, locks and trust
 
     # -- storage hooks --------------------------------------------------------------------
 
@@ -120,8 +120,8 @@ class RegistryBase:
             idx = Index.empty()
         else:
             idx = Index.from_bytes(raw, source=f"index of registry {self.url}")
-            keys = self.trust.keys()
-            if keys:
+            keys = self.trust.verification_keys(f"the index of registry {self.url}")
+            if keys is not None:
                 if sig is None:
                     raise SignatureError(
                         f"the index of registry {self.url} (version {idx.index_version}) is unsigned, "
@@ -131,7 +131,7 @@ class RegistryBase:
                     )
                 try:
                     envelope = json.loads(sig)
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise SignatureError(f"the index signature of registry {self.url} is not valid JSON ({exc})") from None
                 signing.verify(envelope, INDEX_PAYLOAD, raw, keys, what=f"the index of registry {self.url}")
         self.trust.check_fresh(idx.index_version, idx.expires)
@@ -200,8 +200,8 @@ class RegistryBase:
         if listed != actual:
             raise IntegrityError(f"{what}: the index lists files {sorted(actual)}, the manifest lists {sorted(listed)} with other digests")
         verify_files(dest, manifest)
-        keys = self.trust.keys()
-        if keys:
+        keys = self.trust.verification_keys(what)
+        if keys is not None:
             if entry.signature is None:
                 raise SignatureError(f"{what} is unsigned, but you trust signing keys for this registry",
                                      hint="ask the vendor to publish a signed release")

@@ -31,6 +31,7 @@ from llmpatch.errors import (
     AlreadyPublishedError,
     IntegrityError,
     LockTimeoutError,
+    NotFoundError,
     RegistryError,
     SignatureError,
 )
@@ -78,7 +79,18 @@ class LocalRegistry(RegistryBase):
         with self._lock():
             atomic.write_bytes(self.root / CONFIG_FILE, config.to_bytes())
 
+    def _check_exists(self) -> None:
+        """A registry that is read must exist: a mistyped location is an error, not an empty registry."""
+        if not self.root.exists():
+            raise NotFoundError(f"registry {self.url} does not exist",
+                                hint="check the --registry location, or create it with `llmpatch registry init DIR` "
+                                     "(or by publishing to it)")
+        if not self.root.is_dir():
+            raise RegistryError(f"registry {self.url} is not a directory",
+                                hint="a local registry is a directory holding index.json and patches/")
+
     def _read_index_raw(self) -> tuple[bytes | None, bytes | None]:
+        self._check_exists()
         ip, sp = self.root / INDEX_FILE, self.root / INDEX_SIG_FILE
         raw = sig = None
         # index.json and index.sig.json are replaced one after the other; a reader racing a
