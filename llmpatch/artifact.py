@@ -61,10 +61,42 @@ class Patch:
         return self.manifest.files[ADAPTER_WEIGHTS].sha256
 
 
+#: Leading bytes of pickle streams (protocol 2-5), zip archives (torch.save) and .npy files (may hold pickles).
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04", b"\x93NUMPY")
+
+
+def refuse_links(root: Path) -> list[str]:
+    """Every regular file under ``root`` (relative paths); raise IntegrityError on any symbolic link or special file."""
+    root = Path(root)
+    if root.is_symlink():
+        raise IntegrityError(f"patch directory {root} is a symbolic link", hint="give the real directory")
+    files: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                raise IntegrityError(
+                    f"{root}: {rel} is a symbolic link (to {os.readlink(p)!r}); a patch holds regular files only",
+                    hint="replace the link by the file's content; links can point outside the patch",
+                )
+            if n in filenames:
+                if not p.is_file():
+                    raise IntegrityError(f"{root}: {rel} is not a regular file", hint="a patch holds regular files only")
+                files.append(rel)
+    return files
+
+
 def refuse_pickles(root: Path, names: Iterable[str] | None = None) -> None:
-    """Raise UnsafeFormatError if any pickle-format file is under ``root`` (or in ``names``)."""
-    candidates = list(names) if names is not None else [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    """Raise UnsafeFormatError if any pickle-format file (by name or by content) is under ``root`` (or in ``names``)."""
+    candidates = list(names) if names is not None else refuse_links(root)
     bad = sorted(n for n in candidates if n.lower().endswith(PICKLE_SUFFIXES))
+    for n in candidates:
+        if n not in bad and (Path(root) / n).is_file():
+            with open(Path(root) / n, "rb") as f:
+                head = f.read(8)
+            if head.startswith(_PICKLE_MAGIC):
+                bad.append(n)
     if bad:
         raise UnsafeFormatError(
             f"{root} contains pickle-format files ({', '.join(bad)}); llmpatch accepts safetensors only, "
@@ -76,7 +108,7 @@ def refuse_pickles(root: Path, names: Iterable[str] | None = None) -> None:
 def verify_files(root: Path, manifest: Manifest) -> None:
     """Check presence, size and sha256 of every file the manifest lists, and that nothing else is there."""
     root = Path(root)
-    present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    present = set(refuse_links(root))
     refuse_pickles(root, present)
     for rel, entry in sorted(manifest.files.items()):
         f = root / rel
@@ -125,22 +157,28 @@ def _load_embeddings(root: Path, manifest: Manifest) -> torch.Tensor:
             f"{manifest.id}: prompt_embeddings has shape {tuple(emb.shape)}, the manifest says {want} "
             "(num_virtual_tokens x base hidden_size)",
         )
+    if emb.dtype != _DTYPES[manifest.dtype]:
+        raise IntegrityError(
+            f"{manifest.id}: prompt_embeddings is {str(emb.dtype).removeprefix('torch.')}, the manifest says {manifest.dtype!r}",
+            hint="the payload does not match its manifest; rebuild the patch or fetch it again",
+        )
     if not torch.isfinite(emb).all():
         raise IntegrityError(f"{manifest.id}: prompt_embeddings contains NaN or infinite values")
     return emb
 
 
 def _check_adapter_config(root: Path, manifest: Manifest) -> None:
-    try:
-        cfg = json.loads((root / ADAPTER_CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} is not valid JSON ({exc})") from None
+    from llmpatch import schemas
+
+    cfg = schemas.read_json(root / ADAPTER_CONFIG, what=f"{manifest.id}: {ADAPTER_CONFIG}", error=IntegrityError)
+    if not isinstance(cfg, dict):
+        raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} is a {type(cfg).__name__}, expected an object")
     problems = []
     if cfg.get("peft_type") != "PROMPT_TUNING":
         problems.append(f"peft_type is {cfg.get('peft_type')!r}, expected 'PROMPT_TUNING'")
     if cfg.get("num_virtual_tokens") != manifest.num_virtual_tokens:
         problems.append(f"num_virtual_tokens is {cfg.get('num_virtual_tokens')}, manifest says {manifest.num_virtual_tokens}")
-    if cfg.get("token_dim") not in (None, manifest.base.hidden_size):
+    if cfg.get("token_dim") != manifest.base.hidden_size:
         problems.append(f"token_dim is {cfg.get('token_dim')}, base hidden_size is {manifest.base.hidden_size}")
     if problems:
         raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} disagrees with the manifest: " + "; ".join(problems))
@@ -153,6 +191,7 @@ def read_patch(path: str | Path) -> Patch:
         raise LlmpatchError(f"patch directory {root} does not exist", hint="give the path of a directory made by `llmpatch build`")
     if not root.is_dir():
         raise LlmpatchError(f"{root} is not a directory: a patch is a directory holding {MANIFEST_NAME}")
+    refuse_links(root)
     refuse_pickles(root)
     manifest = Manifest.read(root / MANIFEST_NAME)
     verify_files(root, manifest)

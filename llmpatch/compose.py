@@ -26,7 +26,7 @@ DEFAULT_MAX_VIRTUAL_TOKENS = 256
 def check_base(manifest: Manifest, base: BaseRef) -> None:
     """Raise BaseMismatchError unless ``manifest`` was built for exactly ``base``."""
     built = manifest.base
-    if built.fingerprint == base.fingerprint:
+    if built.fingerprint == base.fingerprint and built.hidden_size == base.hidden_size:
         return
     if built.hidden_size != base.hidden_size:
         why = f"hidden size {built.hidden_size} vs {base.hidden_size}: the patch cannot even be applied"

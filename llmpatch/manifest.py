@@ -7,6 +7,7 @@ every write. ``schema_version`` 1 is the only version so far; a newer one fails 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,14 @@ class Manifest:
             d, "manifest", what=source, error=ManifestError, known_version=SCHEMA_VERSION,
             hint="the patch is malformed; rebuild it with `llmpatch build` or ask its vendor for a fixed release",
         )
+        for fld in ("summary", "description", "license", "homepage"):
+            check_display_text(d.get(fld), f"{source}: {fld}")
+        for i, text in enumerate(d.get("authors") or ()):
+            check_display_text(text, f"{source}: authors[{i}]")
         for table in ("requires", "conflicts"):
+            if d["name"] in d[table]:
+                raise ManifestError(f"{source}: {d['name']} lists itself in {table}",
+                                    hint=f"remove {d['name']!r} from {table}; a patch cannot {table[:-1]} itself")
             for dep, rng in d[table].items():
                 try:
                     VersionRange.parse(rng)
@@ -226,18 +234,30 @@ class Manifest:
     def read(cls, path: Path) -> "Manifest":
         """Read and validate a manifest file."""
         path = Path(path)
+        if path.is_symlink():
+            raise ManifestError(f"{path} is a symbolic link; a patch's files must be regular files",
+                                hint="copy the content into the patch directory")
         try:
-            text = path.read_text(encoding="utf-8")
+            data = schemas.read_json(path, error=ManifestError,
+                                     hint="the patch is malformed; rebuild it with `llmpatch build`")
         except FileNotFoundError:
             raise ManifestError(
                 f"{path} not found: a patch directory must contain {MANIFEST_NAME}",
                 hint="point at a directory made by `llmpatch build`",
             ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=str(path))
+
+def check_display_text(text: Any, what: str) -> None:
+    """Refuse text shown to users that holds control, bidi or zero-width characters (they can disguise it)."""
+    if not isinstance(text, str):
+        return
+    bad = sorted({c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"})
+    if bad:
+        raise ManifestError(
+            f"{what} holds invisible or direction-changing characters ({', '.join(f'U+{ord(c):04X}' for c in bad)}): {text[:80]!r}",
+            hint="such characters can make displayed text read differently from what it is; remove them",
+        )
+
 
 
 def short_fp(fp: str) -> str:

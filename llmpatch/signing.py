@@ -346,10 +346,7 @@ class TrustStore:
         p = self.root / "state.json"
         if not p.exists():
             return {"schema_version": SCHEMA_VERSION, "url": self.url, "highest_index_version": 0}
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:
-            raise SchemaError(f"{p} is not valid JSON ({exc})", hint="delete it to forget the index version seen") from None
+        data = schemas.read_json(p, hint="delete it to forget the index version seen")
         schemas.validate(data, "trust_state", what=str(p))
         return data
 

@@ -20,6 +20,7 @@ or the new one, each pointing at complete, verified content.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from llmpatch.util import now_iso
 
 CONFIG_NAME = "environment.json"
 CURRENT_NAME = "current"
+ACTIVATED_NAME = "activated"
 GENERATIONS_DIR = "generations"
 STORE_DIR = "store"
 LOCKFILE_NAME = "llmpatch.lock"
@@ -107,10 +109,16 @@ class Environment:
     # -- generations ----------------------------------------------------------------------
 
     def current_number(self) -> int:
-        text = (self.path / CURRENT_NAME).read_text().strip() if (self.path / CURRENT_NAME).is_file() else ""
-        if not text.isdigit():
-            raise EnvironmentStateError(f"{self.path / CURRENT_NAME} is missing or garbled ({text!r})",
-                                        hint="the environment is damaged; re-create it with `llmpatch init --force`")
+        f = self.path / CURRENT_NAME
+        try:
+            raw = f.read_bytes()[:64] if f.is_file() else b""
+        except OSError as exc:
+            raise EnvironmentStateError(f"{f} cannot be read ({exc.strerror})") from None
+        text = raw.decode("ascii", errors="replace").strip()
+        if not re.fullmatch(r"[1-9][0-9]{0,8}", text):  # ASCII digits only: "٣".isdigit() is True
+            raise EnvironmentStateError(f"{f} is missing or garbled ({raw!r}), expected a generation number",
+                                        hint="write the number of a generation shown by `llmpatch history` into it, "
+                                             "or re-create the environment with `llmpatch init --force`")
         return int(text)
 
     def generation(self, number: int) -> Generation:
@@ -121,10 +129,24 @@ class Environment:
         return Generation.from_dict(read_json(f, "generation file"), source=str(f))
 
     def numbers(self) -> list[int]:
-        """Numbers of committed generations (excluding half-made ones above ``current``)."""
-        cur = self.current_number()
-        nums = [int(p.stem) for p in self.gen_dir.glob("*.json") if p.stem.isdigit()]
-        return sorted(n for n in nums if n <= cur)
+        """Numbers of every generation file, including ones above ``current`` (never deleted but by gc)."""
+        return sorted(int(p.stem) for p in self.gen_dir.glob("*.json") if re.fullmatch(r"[1-9][0-9]{0,8}", p.stem))
+
+    def activated(self) -> set[int]:
+        """Generations that were current at some point (``activated``: one number per line, append-only)."""
+        f = self.path / ACTIVATED_NAME
+        if not f.is_file():
+            return set(self.numbers())  # written by an older llmpatch: treat every generation as once current
+        return {int(t) for t in f.read_text(encoding="ascii", errors="replace").split() if t.isascii() and t.isdigit()}
+
+    def _mark_activated(self, number: int) -> None:
+        f = self.path / ACTIVATED_NAME
+        if not f.is_file():
+            seed = sorted(self.activated() | {number})
+            atomic.write_bytes(f, "".join(f"{n}\n" for n in seed).encode())
+            return
+        with open(f, "a", encoding="ascii") as out:
+            out.write(f"{number}\n")
 
     def generations(self) -> list[Generation]:
         return [self.generation(n) for n in self.numbers()]
@@ -165,19 +187,17 @@ class Environment:
     def recover(self) -> list[str]:
         """Remove what an interrupted run left behind (call with the lock held)."""
         notes: list[str] = []
-        cur = self.current_number()
         for p in list(self.gen_dir.iterdir()):
             if p.name.startswith("."):
                 p.unlink(missing_ok=True)
-            elif p.suffix == ".json" and p.stem.isdigit() and int(p.stem) > cur:
-                p.unlink()
-                notes.append(f"dropped generation {p.stem}, which was written but never activated")
         for p in self.path.iterdir():
             if p.is_file() and ".tmp-" in p.name:
                 p.unlink(missing_ok=True)
         if n := self.store.clean_temp():
             notes.append(f"removed {n} unfinished download(s) from the store")
         gen = self.current()
+        if gen.number not in self.activated():  # killed between the pointer swap and recording it
+            self._mark_activated(gen.number)
         locked = self.read_lockfile_stack()
         # Killed between the pointer swap and the lock file write: the lock file still shows the
         # parent generation (or is missing). Any other difference is the user's (e.g. a lock file
@@ -193,7 +213,10 @@ class Environment:
                restores: int | None = None) -> Generation:
         """Write a new generation and make it current (call with the lock held)."""
         cur = self.current_number()
-        gen = Generation(number=cur + 1, created=now_iso(), action=action, command=command, parent=cur,
+        # Above every existing file: a generation that was once current (the user may have moved
+        # `current` back by hand) or is waiting for gc is never overwritten.
+        number = max([cur, *self.numbers()]) + 1
+        gen = Generation(number=number, created=now_iso(), action=action, command=command, parent=cur,
                          restores=restores, base_fingerprint=self.base_ref.fingerprint, patches=tuple(patches))
         for p in gen.patches:
             if not self.store.has(p.manifest_sha256):
@@ -202,6 +225,7 @@ class Environment:
         atomic.write_json(self.gen_dir / f"{gen.number}.json", gen.to_dict(), step="generation file")
         atomic.write_bytes(self.path / CURRENT_NAME, f"{gen.number}\n".encode(), step="current pointer")
         atomic.point("generation switched")
+        self._mark_activated(gen.number)
         self.write_lockfile(gen)
         return gen
 
@@ -276,6 +300,7 @@ class Environment:
             atomic.write_json(tmp / CONFIG_NAME, config.to_dict(), step="environment file")
             atomic.write_json(tmp / GENERATIONS_DIR / "1.json", gen.to_dict(), step="generation file")
             atomic.write_bytes(tmp / CURRENT_NAME, b"1\n", step="current pointer")
+            (tmp / ACTIVATED_NAME).write_bytes(b"1\n")
             if path.exists():
                 aside = path.with_name(f"{path.name}.old-{os.getpid()}")
                 os.rename(path, aside)

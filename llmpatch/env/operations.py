@@ -359,8 +359,13 @@ def gate(env: Environment, gen: Generation, previous: int, check: GateCheck, *, 
 def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]]:
     """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads."""
     removed_gens: list[str] = []
-    nums = env.numbers()
     cur = env.current_number()
+    activated = env.activated()
+    for n in env.numbers():  # written but never activated (an interrupted run)
+        if n != cur and n not in activated:
+            (env.gen_dir / f"{n}.json").unlink()
+            removed_gens.append(str(n))
+    nums = env.numbers()
     if keep_last is not None:
         if keep_last < 1:
             raise EnvironmentStateError(f"--keep-last must be at least 1, got {keep_last}")

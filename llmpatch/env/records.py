@@ -22,12 +22,11 @@ SCHEMA_VERSION = 1
 
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a missing or garbled file into EnvironmentStateError."""
+    hint = "the environment is damaged; re-create it with `llmpatch init`"
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return schemas.read_json(Path(path), what=f"{what} {path}", error=EnvironmentStateError, hint=hint)
     except FileNotFoundError:
-        raise EnvironmentStateError(f"{what} {path} is missing", hint="the environment is damaged; re-create it with `llmpatch init`") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EnvironmentStateError(f"{what} {path} is unreadable ({exc})", hint="the environment is damaged; re-create it with `llmpatch init`") from None
+        raise EnvironmentStateError(f"{what} {path} is missing", hint=hint) from None
 
 
 @dataclass(frozen=True)
@@ -181,8 +180,5 @@ class LockFile:
         path = Path(path)
         if not path.is_file():
             raise EnvironmentStateError(f"lock file {path} not found", hint="run `llmpatch lock` in the environment to reproduce, and copy llmpatch.lock here")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path} is not valid JSON: {exc}") from None
+        data = schemas.read_json(path, hint="restore llmpatch.lock from version control, or rewrite it with `llmpatch lock`")
         return cls.from_dict(data, source=str(path))

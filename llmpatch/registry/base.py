@@ -49,10 +49,7 @@ class RegistryConfig:
     def from_bytes(cls, raw: bytes | None, *, source: str) -> "RegistryConfig":
         if raw is None:
             return cls()
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{source} is not valid JSON ({exc})") from None
+        data = schemas.loads(raw, what=source)
         schemas.validate(data, "registry_config", what=source)
         return cls(bool(data.get("require_signatures", False)), data.get("expires_days"))
 
@@ -129,10 +126,7 @@ class RegistryBase:
                         hint="the registry owner must publish with a signing key; or stop trusting keys for it "
                              "(`llmpatch key untrust`) if it is not meant to be signed",
                     )
-                try:
-                    envelope = json.loads(sig)
-                except (ValueError, RecursionError) as exc:
-                    raise SignatureError(f"the index signature of registry {self.url} is not valid JSON ({exc})") from None
+                envelope = schemas.loads(sig, what=f"the index signature of registry {self.url}", error=SignatureError)
                 signing.verify(envelope, INDEX_PAYLOAD, raw, keys, what=f"the index of registry {self.url}")
         self.trust.check_fresh(idx.index_version, idx.expires)
         self.trust.record(idx.index_version)

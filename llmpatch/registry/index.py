@@ -230,11 +230,8 @@ class Index:
                 return idx
         idx = _load_view(digest)
         if idx is None:
-            try:
-                with _no_gc():
-                    data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise SchemaError(f"{source} is not valid JSON ({exc})", hint="the registry index is corrupt; ask its owner to republish") from None
+            with _no_gc():
+                data = schemas.loads(raw, what=source, hint="the registry index is corrupt; ask its owner to republish")
             schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish",
                              known_version=SCHEMA_VERSION)
             idx = cls(data)

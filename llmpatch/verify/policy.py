@@ -108,13 +108,19 @@ def load_policy(path: str | Path) -> Policy:
     p = Path(path).expanduser()
     if not p.is_file():
         raise EvaluationError(f"policy file {str(path)!r} does not exist", hint="see examples/policy.toml")
-    text = p.read_text(encoding="utf-8")
+    from llmpatch import schemas
+
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvaluationError(f"policy file {str(path)!r} is not UTF-8 text ({exc})",
+                              hint="save it as UTF-8") from None
     try:
         if p.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = schemas.loads(text, what=f"policy file {str(path)!r}", error=EvaluationError)
         else:
             data = tomllib.loads(text)
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise EvaluationError(f"policy file {str(path)!r} is not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
     return Policy.from_dict(data, source=str(p))
 
