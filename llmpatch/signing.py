@@ -20,6 +20,7 @@ import base64
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from llmpatch.errors import (
     SignatureError,
 )
 from llmpatch.util import canonical_json, now_iso
+
+_log = logging.getLogger("llmpatch.signing")
 
 SCHEMA_VERSION = 1
 PATCH_PAYLOAD = "application/vnd.llmpatch.patch-statement+json"
@@ -181,6 +184,10 @@ def load_key(name_or_path: str | Path = DEFAULT_KEY) -> SigningKey:
     if not p.exists():
         raise NotFoundError(f"no signing key {str(name_or_path)!r} (looked for {p})",
                             hint="create one with `llmpatch key generate` or pass --key PATH")
+    mode = p.stat().st_mode & 0o777
+    if mode & 0o077:
+        _log.warning("private key %s is readable by other users (mode %o); anyone who can read it can sign as you. "
+                     "Run `chmod 600 %s`, and rotate the key if others may have copied it", p, mode, p)
     try:
         key = serialization.load_pem_private_key(p.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:

@@ -90,6 +90,8 @@ def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
         ui.print_json({"plan": plan.to_dict(), "dry_run": dry_run,
                        "generation": _gen_dict(env, gen) if gen is not None else None})
         return
+    for note in plan.notes:
+        _say(f"warning: {note}")
     _show_plan(plan, dry_run=dry_run)
     if gen is not None:
         ui.console.print(f"[green]generation {gen.number}[/green] is now current: {gen.describe()}")
@@ -298,15 +300,47 @@ def register(cli: click.Group) -> None:
         """Show the current stack, in composition order."""
         env = _open(env_dir)
         gen = env.current()
+        damaged = env.damaged([gen])
         if as_json:
             ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "generation": _gen_dict(env, gen),
-                           "total_virtual_tokens": sum(p.num_virtual_tokens for p in gen.patches)})
+                           "total_virtual_tokens": sum(p.num_virtual_tokens for p in gen.patches),
+                           "damaged": damaged})
             return
+        for why in damaged.values():
+            ui.err_console.print(f"[red]damaged store: {why}[/red]")
+        if damaged:
+            ui.err_console.print("hint: `llmpatch sync` (or `llmpatch install --locked`) fetches and verifies it again")
         rows = [(str(i), p.name, p.version, str(p.num_virtual_tokens), p.requested or "(dependency)", p.manifest_sha256[:12])
                 for i, p in enumerate(gen.patches, start=1)]
         ui.table(f"generation {gen.number} on {env.base_ref.describe()}",
                  ["#", "patch", "version", "tokens", "requested", "sha256"], rows,
                  caption="composed in this order: #1's prefix comes first" if rows else "no patches installed")
+
+    @cli.command("check")
+    @_env_option
+    @_json_option
+    def check(env_dir, as_json) -> None:
+        """Verify every file of every kept generation (like `pip check`); exit 1 on damage."""
+        from llmpatch.errors import IntegrityError
+
+        env = _open(env_dir)
+        gens = env.generations()
+        damaged = env.damaged(gens)
+        if as_json:
+            ui.print_json({"generations": [g.number for g in gens], "damaged": damaged})
+        else:
+            for why in damaged.values():
+                ui.err_console.print(f"[red]{why}[/red]")
+        if damaged:
+            needed_now = {p.manifest_sha256 for p in env.current().patches}
+            raise IntegrityError(
+                f"{len(damaged)} stored patch(es) of {len(gens)} generation(s) are missing or damaged"
+                + (" (including the current stack)" if needed_now & set(damaged) else ""),
+                hint="`llmpatch sync` repairs the current stack from its registry; `llmpatch gc --keep-last N` "
+                     "forgets old generations you do not need",
+            )
+        if not as_json:
+            ui.console.print(f"ok: {len(gens)} generation(s), every stored file verified")
 
     @cli.command("history")
     @_env_option

@@ -249,6 +249,17 @@ class Environment:
 
     # -- health ---------------------------------------------------------------------------
 
+    def damaged(self, gens: list[Generation] | None = None) -> dict[str, str]:
+        """Store entries the given generations (default: every one) need that are missing or damaged: digest -> why."""
+        out: dict[str, str] = {}
+        for g in (self.generations() if gens is None else gens):
+            for p in g.patches:
+                if p.manifest_sha256 not in out:
+                    why = self.store.problem(p.manifest_sha256, what=f"{p.name} {p.version}")
+                    if why is not None:
+                        out[p.manifest_sha256] = why
+        return out
+
     def check(self) -> list[str]:
         """Problems that would make the environment unusable (empty list when healthy)."""
         problems: list[str] = []

@@ -17,7 +17,14 @@ from llmpatch.compose import check_base
 from llmpatch import atomic
 from llmpatch.env.environment import Environment
 from llmpatch.env.records import Generation, Installed, LockFile
-from llmpatch.errors import BaseMismatchError, EnvironmentStateError, IntegrityError, NotFoundError, PolicyViolation
+from llmpatch.errors import (
+    BaseMismatchError,
+    EnvironmentStateError,
+    IntegrityError,
+    InvalidSpecError,
+    NotFoundError,
+    PolicyViolation,
+)
 from llmpatch.manifest import Manifest
 from llmpatch.resolver import KEPT, Entry, Requirement, resolve
 from llmpatch.versions import PatchSpec
@@ -59,6 +66,8 @@ class Plan:
     restores: int | None = None
     locked: LockFile | None = None
     notes: list[str] = field(default_factory=list)
+    #: missing or damaged store entries of the stack to fetch again even when the stack is unchanged
+    repair: list[Item] = field(default_factory=list)
 
     @property
     def to_fetch(self) -> list[Item]:
@@ -95,7 +104,7 @@ class Plan:
             "action": self.action, "command": self.command,
             "before": [p.id for p in self.before], "after": [i.id for i in self.after],
             "fetch": [i.id for i in self.to_fetch], "changes": self.changes(), "unchanged": self.unchanged,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "repair": [i.id for i in self.repair],
         }
 
 
@@ -167,7 +176,9 @@ def plan_resolve(env: Environment, registry: Any, *, action: str, command: str,
     new_items = [i for i in new_items if not (i.name in seen or seen.add(i.name))]
     at = len(after) if position is None else max(0, min(len(after), position - 1))
     after[at:at] = new_items
-    return Plan(action, command, cur.patches, after)
+    notes = [f"{i.id} is yanked" + (f": {i.entry.yank_reason}" if getattr(i.entry, "yank_reason", None) else "")
+             for i in after if i.installed is None and getattr(i.entry, "yanked", False)]
+    return Plan(action, command, cur.patches, after, notes=notes)
 
 
 def _hex(digest: str) -> str:
@@ -191,7 +202,12 @@ def _new_item(e: Any, name: str, change: dict[str, PatchSpec], url: str | None, 
 def plan_install(env: Environment, registry: Any, specs: Sequence[PatchSpec], *, command: str, pre: bool = False,
                  position: int | None = None, registry_url: str | None = None) -> Plan:
     """Add (or change the range of) ``specs``; installed patches keep their versions."""
-    change = {s.name: s for s in specs}
+    change: dict[str, PatchSpec] = {}
+    for s in specs:
+        if s.name in change and str(change[s.name]) != str(s):
+            raise InvalidSpecError(f"{s.name} is requested twice with different specs ({change[s.name]} and {s})",
+                                   hint=f"name {s.name} once, with the range you want")
+        change[s.name] = s
     return plan_resolve(env, registry, action="install", command=command, change=change,
                         keep=env.current().patches, pre=pre, position=position, registry_url=registry_url)
 
@@ -277,9 +293,12 @@ def plan_sync(env: Environment, lock: LockFile, registry_for: Callable[[str | No
         )
     cur = env.current()
     after: list[Item] = []
+    repair: list[Item] = []
     indexes: dict[str | None, Any] = {}
     for p in lock.patches:
-        if env.store.has(p.manifest_sha256):
+        problem = env.store.problem(p.manifest_sha256, what=p.id) if env.store.has(p.manifest_sha256) else "missing"
+        if problem is None:
+            _check_lock_label(env, p)
             after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, installed=p, registry=p.registry))
             continue
         url = registry_url or p.registry
@@ -295,8 +314,25 @@ def plan_sync(env: Environment, lock: LockFile, registry_for: Callable[[str | No
                 f"{p.id} in registry {url} has manifest sha256 {_hex(entry.manifest_sha256)}, the lock file says {p.manifest_sha256}",
                 hint="the registry's copy differs from the locked one; do not use it, ask the vendor",
             )
-        after.append(Item(p.name, p.version, p.manifest_sha256, p.requested, entry=entry, registry=url))
-    return Plan("sync", command, cur.patches, after, locked=lock)
+        item = Item(p.name, p.version, p.manifest_sha256, p.requested, entry=entry, registry=url)
+        if any(c.manifest_sha256 == p.manifest_sha256 for c in cur.patches):
+            item.installed = p  # in the stack already, only its store copy is damaged: repair, same generation
+            repair.append(item)
+        after.append(item)
+    return Plan("sync", command, cur.patches, after, locked=lock, repair=repair)
+
+
+def _check_lock_label(env: Environment, p: Installed) -> None:
+    """A lock entry's name and version must be those of the manifest its digest names."""
+    m = Manifest.read(env.store.path(p.manifest_sha256) / "llmpatch.json")
+    if (m.name, m.version) != (p.name, p.version):
+        raise IntegrityError(
+            f"llmpatch.lock says {p.id}, but manifest sha256:{p.manifest_sha256[:12]}… it names is {m.id}",
+            hint="the lock file was edited; restore it from version control or rewrite it with `llmpatch lock`",
+        )
+    if m.files[ADAPTER_WEIGHTS].sha256 != p.payload_sha256:
+        raise IntegrityError(f"llmpatch.lock says payload {p.payload_sha256} for {p.id}, its manifest says "
+                             f"{m.files[ADAPTER_WEIGHTS].sha256}", hint="restore llmpatch.lock from version control")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +342,14 @@ def plan_sync(env: Environment, lock: LockFile, registry_for: Callable[[str | No
 def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any] | None = None,
           *, progress: Callable[[str], None] | None = None) -> Generation | None:
     """Fetch, verify, compose and commit ``plan`` as a new generation (None when nothing changes)."""
+    for it in plan.repair:
+        if registry_for is None:
+            raise EnvironmentStateError(f"{it.id} must be downloaded again, and no registry is available")
+        reg = registry_for(it.registry)
+        if progress:
+            progress(f"repairing {it.id} (missing or damaged in the store)")
+        env.store.add(it.manifest_sha256, lambda dest, it=it, reg=reg: reg.fetch(it.name, it.version, dest),
+                      what=f"{it.name} {it.version}", repair=True)
     if plan.unchanged and plan.action not in ("rollback",):
         return None
     final: list[Installed] = []
@@ -320,7 +364,7 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
         if progress:
             progress(f"fetching {it.id}")
         env.store.add(it.manifest_sha256, lambda dest, it=it, reg=reg: reg.fetch(it.name, it.version, dest),
-                      what=f"{it.name} {it.version}")
+                      what=f"{it.name} {it.version}", repair=True)
         m = Manifest.read(env.store.path(it.manifest_sha256) / "llmpatch.json")
         check_base(m, env.base_ref)
         payload = m.files[ADAPTER_WEIGHTS].sha256

@@ -50,10 +50,13 @@ class Store:
             return []
         return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and p.is_dir())
 
-    def add(self, manifest_sha256: str, fetch: Callable[[Path], Path], *, what: str) -> Path:
-        """Fetch (into a temp dir), verify, and rename into place; return the store path."""
+    def add(self, manifest_sha256: str, fetch: Callable[[Path], Path], *, what: str, repair: bool = False) -> Path:
+        """Fetch (into a temp dir), verify, and rename into place; return the store path.
+
+        With ``repair`` an entry already present is replaced (after the new copy verified) unless it verifies.
+        """
         final = self.path(manifest_sha256)
-        if self.has(manifest_sha256):
+        if self.has(manifest_sha256) and (not repair or self.problem(manifest_sha256, what=what) is None):
             return final
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
@@ -68,8 +71,8 @@ class Store:
                 )
             read_patch(got)  # every file's size and sha256, safetensors parse, shapes
             atomic.point("store: verified")
-            if final.exists():  # left by an interrupted gc or a manual copy: replace it
-                shutil.rmtree(final)
+            if final.exists():  # damaged, or left by an interrupted gc or a manual copy: replace it
+                self.remove(final.name)
             os.rename(got, final)
             atomic.point("store: renamed into place")
         finally:
@@ -87,6 +90,16 @@ class Store:
             raise IntegrityError(f"{what}: {p}/llmpatch.json has sha256 {actual}, expected {_hex(manifest_sha256)} (modified)",
                                  hint="delete that directory and run `llmpatch sync` to fetch a good copy")
         return read_patch(p)
+
+    def problem(self, manifest_sha256: str, *, what: str) -> str | None:
+        """Why a stored patch is missing or damaged, or None when it verifies completely."""
+        from llmpatch.errors import LlmpatchError
+
+        try:
+            self.verify(manifest_sha256, what=what)
+        except LlmpatchError as exc:
+            return exc.message
+        return None
 
     def clean_temp(self) -> int:
         """Delete leftovers of interrupted fetches; return how many."""

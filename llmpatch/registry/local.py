@@ -153,6 +153,7 @@ class LocalRegistry(RegistryBase):
                 )
             rel = f"patches/{m.name}/{m.version}"
             target = self.root / rel
+            new_parent = not target.parent.exists()
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{m.version}.tmp-", dir=target.parent))
             try:
@@ -167,6 +168,8 @@ class LocalRegistry(RegistryBase):
                 os.rename(tmp, target)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if new_parent:  # a refused publish leaves no directory behind
+                    shutil.rmtree(target.parent, ignore_errors=True)
                 raise
             entry = prepared.entry({"path": rel})
             new = idx.next(expires=config.expiry())
