@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import math
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -79,6 +80,10 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+#: Numeric recipe fields that must be > 0.
+_POSITIVE = frozenset({"lr", "epochs", "batch_size", "num_virtual_tokens"})
+
+
 class Section:
     """A recipe table as a frozen dataclass: ``from_dict``/``to_dict`` and choice checks.
 
@@ -89,6 +94,12 @@ class Section:
     """
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RecipeError(f"{_table(type(self))}.{f.name} is {value!r}, expected a finite number")
+            if f.name in _POSITIVE and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise RecipeError(f"{_table(type(self))}.{f.name} is {value!r}, expected a positive number")
         for name, choices in _choices(type(self)).items():
             value = getattr(self, name)
             if value is not None and value not in choices:
@@ -483,7 +494,9 @@ class Recipe:
             raise RecipeError(f"recipe file {str(p)!r} does not exist", hint="see examples/recipes/*.toml")
         try:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"recipe file {str(p)!r} is not UTF-8 text ({exc})", hint="save it as UTF-8") from None
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
             raise RecipeError(f"{p} is not valid TOML: {exc}") from None
         return cls.from_dict(raw, overrides=overrides, source=str(p), root=p.parent)
 

@@ -10,6 +10,7 @@ environment is recovered (stray temp files removed, half-made generations droppe
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -20,11 +21,13 @@ from typing import Callable
 import filelock
 
 from llmpatch import atomic
-from llmpatch.errors import LockTimeoutError
+from llmpatch.errors import LlmpatchError, LockTimeoutError
 
 LOCK_NAME = "lock"
 OWNER_NAME = "lock.owner"
 #: How long to wait for another llmpatch process by default (seconds).
+#: Longest wait for the environment lock that is accepted (one day).
+MAX_TIMEOUT = 86400.0
 DEFAULT_TIMEOUT = 120.0
 #: How often to repeat "still waiting" (seconds).
 NOTIFY_EVERY = 10.0
@@ -72,6 +75,10 @@ class EnvLock:
                  on_wait: Callable[[str], None] | None = None) -> None:
         self.env_dir = Path(env_dir)
         self.command = command
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or not 0 <= timeout <= MAX_TIMEOUT:
+            raise LlmpatchError(f"lock timeout {timeout!r} is not a number of seconds in [0, {MAX_TIMEOUT:.0f}]",
+                                hint="e.g. --lock-timeout 120")
         self.timeout = timeout
         self.on_wait = on_wait or (lambda msg: None)
         self.stale: Owner | None = None

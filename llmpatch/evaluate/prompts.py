@@ -22,6 +22,7 @@ without one are all used.
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -109,6 +110,24 @@ def _select_split(items: list[PromptItem], split: str, label: str) -> list[Promp
     return chosen
 
 
+#: Longest line of a prompt file (characters); longer ones are refused before any tokenizing.
+MAX_LINE_CHARS = 100_000
+
+
+def _lines(path: Path) -> list[str]:
+    """The file's lines: UTF-8 text, no line longer than MAX_LINE_CHARS; else EvaluationError."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise EvaluationError(f"prompt file {str(path)!r} is not UTF-8 text ({exc})",
+                              hint="convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+    for n, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise EvaluationError(f"prompt file {str(path)!r}: line {n} is {len(line)} characters, more than {MAX_LINE_CHARS}",
+                                  hint="a prompt is one line of ordinary length; split or shorten it")
+    return lines
+
+
 def _read_file(source: str, suite: str) -> list[PromptItem]:
     path_text, _, column = source.partition("#")
     path = Path(path_text).expanduser()
@@ -124,7 +143,7 @@ def _read_file(source: str, suite: str) -> list[PromptItem]:
         if column:
             raise EvaluationError(f"{source!r}: a plain-text prompt file has no columns (one prompt per line)")
         items = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_lines(path), 1):
             text = line.strip()
             if text and not text.startswith("#"):
                 items.append(PromptItem(f"{path.stem}-{n}", text, suite))
@@ -181,14 +200,13 @@ def _row_item(row: dict[str, Any], column: str, suite: str, n: int, label: str, 
 def _read_jsonl(path: Path, suite: str, column: str | None, *, label: str) -> list[PromptItem]:
     items: list[PromptItem] = []
     chosen: str | None = None
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    from llmpatch import schemas
+
+    for n, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{label}: line {n} is not JSON ({exc.msg}): {line[:80]!r}",
-                                  hint="a .jsonl file holds one JSON object (or string) per line") from None
+        row = schemas.loads(line, what=f"{label}: line {n}", error=EvaluationError,
+                            hint="a .jsonl file holds one JSON object (or string) per line")
         if isinstance(row, str):
             if row.strip():
                 items.append(PromptItem(f"{path.stem}-{n}", row.strip(), suite))
@@ -202,12 +220,15 @@ def _read_jsonl(path: Path, suite: str, column: str | None, *, label: str) -> li
 
 
 def _read_csv(path: Path, suite: str, column: str | None, *, delimiter: str) -> list[PromptItem]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    fh = io.StringIO("\n".join(_lines(path)), newline="")
+    try:
         reader = csv.DictReader(fh, delimiter=delimiter)
         if not reader.fieldnames:
             return []
         chosen = _pick_column(reader.fieldnames, column, str(path), suite)
         return [_row_item(dict(row), chosen, suite, n, str(path), path.stem) for n, row in enumerate(reader, 2)]
+    except csv.Error as exc:
+        raise EvaluationError(f"prompt file {str(path)!r} is not valid CSV ({exc})") from None
 
 
 def parse_hf_source(source: str) -> tuple[str, str | None, str | None, str | None]:

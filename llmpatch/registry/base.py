@@ -7,6 +7,7 @@ new index); the checks that decide whether anything is trusted live here, once.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import json
 import shutil
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from llmpatch import schemas, signing
-from llmpatch.errors import IntegrityError, LlmpatchError, SchemaError, SignatureError
+from llmpatch.errors import IntegrityError, LlmpatchError, RegistryError, SchemaError, SignatureError
 from llmpatch.manifest import MANIFEST_NAME, Manifest
 from llmpatch.registry.index import Index, IndexEntry
 from llmpatch.signing import INDEX_PAYLOAD, PATCH_PAYLOAD, SigningKey, TrustStore
@@ -44,6 +45,16 @@ class RegistryConfig:
 
     require_signatures: bool = False
     expires_days: float | None = None
+
+    #: Longest index lifetime accepted (ten years): beyond it an expiry protects nothing.
+    MAX_EXPIRES_DAYS = 3650
+
+    def __post_init__(self) -> None:
+        d = self.expires_days
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d)
+                              or not 0 < d <= self.MAX_EXPIRES_DAYS):
+            raise RegistryError(f"expires_days is {d!r}, expected a number of days in (0, {self.MAX_EXPIRES_DAYS}]",
+                                hint="e.g. --expires-days 30; leave it out for indexes that never expire")
 
     @classmethod
     def from_bytes(cls, raw: bytes | None, *, source: str) -> "RegistryConfig":

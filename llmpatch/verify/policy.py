@@ -17,6 +17,8 @@ A policy is a TOML or JSON file (schema ``registry_schema/policy.schema.json``):
 
 from __future__ import annotations
 
+import math
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +69,17 @@ class Policy:
         schemas.validate(data, "policy", what=f"policy {source}", error=EvaluationError,
                          hint="see docs/verify.md and examples/policy.toml")
         thresholds = []
+        tolerance = data.get("claims", {}).get("tolerance", 0.05)
+        if not math.isfinite(tolerance) or not 0 <= tolerance <= 1:
+            raise EvaluationError(f"policy {source}: claims.tolerance is {tolerance!r}, expected a number in [0, 1]")
         for t in data.get("thresholds", []):
+            for k in ("min", "max", "max_regression"):
+                if k in t and not math.isfinite(t[k]):
+                    raise EvaluationError(f"policy {source}: {t['metric']}.{k} is {t[k]!r}, expected a finite number",
+                                          hint="NaN or infinity would make the rule pass or fail whatever is measured")
+            if "min" in t and "max" in t and t["min"] > t["max"]:
+                raise EvaluationError(f"policy {source}: {t['metric']} has min {t['min']} > max {t['max']}: no value can pass",
+                                      hint="swap them, or drop one")
             suite, metric = find_metric(t["metric"])
             if "max_regression" in t and metric.direction == "none":
                 raise EvaluationError(f"policy {source}: metric {t['metric']!r} has no better direction, so max_regression "
