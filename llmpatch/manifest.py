@@ -247,6 +247,7 @@ class Manifest:
             ) from None
         return cls.from_dict(data, source=str(path))
 
+
 def check_display_text(text: Any, what: str) -> None:
     """Refuse text shown to users that holds control, bidi or zero-width characters (they can disguise it)."""
     if not isinstance(text, str):
