@@ -20,3 +20,11 @@ def run(*args, ok: bool = True, catch_exceptions: bool = True):
 def run_json(*args):
     """Run with ``--json`` and parse stdout."""
     return json.loads(run(*args, "--json").stdout)
+
+
+def refused(*args):
+    """Invoke the CLI and assert a clean refusal: a non-zero exit and no traceback."""
+    res = run(*args, ok=False)
+    assert res.exit_code != 0, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res

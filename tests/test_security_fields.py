@@ -9,26 +9,20 @@ import stat
 from pathlib import Path
 
 import pytest
+from clihelp import refused, run
 import torch
-from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from llmpatch import signing
 from llmpatch.artifact import read_patch, sha256_file
-from llmpatch.cli import cli
 from llmpatch.env import Environment
 from llmpatch.errors import BaseMismatchError, IntegrityError, LlmpatchError, ManifestError, UnsafeFormatError
 from llmpatch.registry import open_registry
 
 
 def cli_run(*args, ok: bool | None = True):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok is True:
-        assert res.exit_code == 0, res.output
-    elif ok is False:
-        assert res.exit_code != 0 and res.exception is None or isinstance(res.exception, SystemExit), res.output
-        assert "Traceback" not in res.output
-    return res
+    """Run the CLI; ``ok=False`` asserts a clean refusal (non-zero exit, no traceback)."""
+    return refused(*args) if ok is False else run(*args, ok=bool(ok))
 
 
 def rewrite_manifest(patch_dir: Path, **changes) -> None:

@@ -10,22 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from clihelp import refused, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmpatch.cli import cli
 from llmpatch.errors import LlmpatchError
 
 
 def cli_run(*args, ok: bool | None = True):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok is True:
-        assert res.exit_code == 0, res.output
-    elif ok is False:
-        assert res.exit_code != 0, res.output
-        assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    return res
+    """Run the CLI; ``ok=False`` asserts a clean refusal (non-zero exit, no traceback)."""
+    return refused(*args) if ok is False else run(*args, ok=bool(ok))
 
 
 # -- item 8: numbers that are not numbers ------------------------------------------------------

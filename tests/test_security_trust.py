@@ -14,23 +14,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from clihelp import refused, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmpatch import signing
-from llmpatch.cli import cli
 from llmpatch.errors import FreshnessError, SignatureError
 from llmpatch.registry import RegistryConfig, open_registry
 
 
 def cli_run(*args, ok: bool | None = True):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    if ok is True:
-        assert res.exit_code == 0, res.output
-    elif ok is False:
-        assert res.exit_code != 0, res.output
-    return res
+    """Run the CLI; ``ok=False`` asserts a clean refusal (non-zero exit, no traceback)."""
+    return refused(*args) if ok is False else run(*args, ok=bool(ok))
 
 
 def _sha(p: Path) -> str:

@@ -339,17 +339,23 @@ def _check_lock_label(env: Environment, p: Installed) -> None:
 # Applying a plan
 
 
+def _download(env: Environment, it: Item, registry_for: Callable[[str | None], Any] | None,
+              progress: Callable[[str], None] | None, verb: str, why: str) -> None:
+    """Fetch ``it`` into the store (replacing a damaged copy), verified."""
+    if registry_for is None:
+        raise EnvironmentStateError(f"{it.id} must be downloaded{why}, and no registry is available")
+    reg = registry_for(it.registry)
+    if progress:
+        progress(f"{verb} {it.id}{why}")
+    env.store.add(it.manifest_sha256, lambda dest: reg.fetch(it.name, it.version, dest),
+                  what=f"{it.name} {it.version}", repair=True)
+
+
 def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any] | None = None,
           *, progress: Callable[[str], None] | None = None) -> Generation | None:
     """Fetch, verify, compose and commit ``plan`` as a new generation (None when nothing changes)."""
     for it in plan.repair:
-        if registry_for is None:
-            raise EnvironmentStateError(f"{it.id} must be downloaded again, and no registry is available")
-        reg = registry_for(it.registry)
-        if progress:
-            progress(f"repairing {it.id} (missing or damaged in the store)")
-        env.store.add(it.manifest_sha256, lambda dest, it=it, reg=reg: reg.fetch(it.name, it.version, dest),
-                      what=f"{it.name} {it.version}", repair=True)
+        _download(env, it, registry_for, progress, "repairing", " (missing or damaged in the store)")
     if plan.unchanged and plan.action not in ("rollback",):
         return None
     final: list[Installed] = []
@@ -358,13 +364,7 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
         if it.installed is not None:
             final.append(it.installed)
             continue
-        if registry_for is None:
-            raise EnvironmentStateError(f"{it.id} must be downloaded, and no registry is available")
-        reg = registry_for(it.registry)
-        if progress:
-            progress(f"fetching {it.id}")
-        env.store.add(it.manifest_sha256, lambda dest, it=it, reg=reg: reg.fetch(it.name, it.version, dest),
-                      what=f"{it.name} {it.version}", repair=True)
+        _download(env, it, registry_for, progress, "fetching", "")
         m = Manifest.read(env.store.path(it.manifest_sha256) / "llmpatch.json")
         check_base(m, env.base_ref)
         payload = m.files[ADAPTER_WEIGHTS].sha256

@@ -205,8 +205,11 @@ def _read_jsonl(path: Path, suite: str, column: str | None, *, label: str) -> li
     for n, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
-        row = schemas.loads(line, what=f"{label}: line {n}", error=EvaluationError,
-                            hint="a .jsonl file holds one JSON object (or string) per line")
+        try:
+            row = schemas.loads(line, what="it", error=EvaluationError)
+        except EvaluationError as exc:
+            raise EvaluationError(f"{label}: line {n} is not JSON ({exc.message}): {line[:80]!r}",
+                                  hint="a .jsonl file holds one JSON object (or string) per line") from None
         if isinstance(row, str):
             if row.strip():
                 items.append(PromptItem(f"{path.stem}-{n}", row.strip(), suite))
