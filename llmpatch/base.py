@@ -70,7 +70,7 @@ class BaseSpec:
                 hint="check the path, or name a Hub model as ORG/NAME[@REVISION], or use 'default'",
             )
         repo, sep, rev = raw.partition("@")
-        if not _HUB_ID_RE.match(repo) or (sep and not rev):
+        if not _HUB_ID_RE.fullmatch(repo) or (sep and not rev):
             raise InvalidSpecError(
                 f"invalid base spec {raw!r}: expected 'default', ORG/NAME[@REVISION] "
                 "(e.g. HuggingFaceTB/SmolLM2-135M-Instruct@main), a directory or a .gguf file"

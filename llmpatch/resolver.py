@@ -71,7 +71,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _release_tuple(version: str) -> tuple[int, int, int] | None:
-    m = _RELEASE.match(version)
+    m = _RELEASE.fullmatch(version)
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 

@@ -150,7 +150,7 @@ class SigningKey:
 
 
 def _check_key_name(name: str) -> str:
-    if not _KEY_NAME_RE.match(name):
+    if not _KEY_NAME_RE.fullmatch(name):
         raise LlmpatchError(f"invalid key name {name!r}: use letters, digits, '.', '_' or '-' (e.g. acme-release)")
     return name
 

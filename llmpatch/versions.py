@@ -63,7 +63,7 @@ def version_key(text: str) -> semver.Version:
 
 def check_name(name: str) -> str:
     """Validate a patch name and return it."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidSpecError(
             f"invalid patch name {name!r}: use 1-64 lower-case letters, digits, '.', '_' "
             "or '-', starting and ending with a letter or digit (e.g. tox-fix)"
