@@ -22,22 +22,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any, Iterable
 
 from llmpatch.errors import IntegrityError, LlmpatchError, UnsafeFormatError
 from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest
 from llmpatch.util import PICKLE_SUFFIXES, now_iso, sha256_file
 from llmpatch.versions import check_name, parse_version
 
+if TYPE_CHECKING:  # torch and safetensors are imported where tensors are read or written (fast list/history)
+    import torch
+
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MODEL_CARD = "README.md"
 TENSOR_NAME = "prompt_embeddings"
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -106,6 +104,10 @@ def verify_files(root: Path, manifest: Manifest) -> None:
 
 
 def _load_embeddings(root: Path, manifest: Manifest) -> torch.Tensor:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     f = root / ADAPTER_WEIGHTS
     try:
         tensors = load_file(str(f))
@@ -244,7 +246,11 @@ def write_patch(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise LlmpatchError(f"{out} already exists and is not empty", hint="choose another output directory or pass overwrite=True (--force)")
-    emb = embeddings.detach().to("cpu", _DTYPES[dtype]).contiguous()
+    import torch
+    from safetensors.torch import save_file
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    emb = embeddings.detach().to("cpu", dtypes[dtype]).contiguous()
     if emb.ndim != 2 or emb.shape[1] != base.hidden_size:
         raise LlmpatchError(f"embeddings must be (num_virtual_tokens, {base.hidden_size}), got {tuple(emb.shape)}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from llmpatch.artifact import Patch
 from llmpatch.errors import BaseMismatchError, CompositionError
 from llmpatch.fingerprint import diff_components
 from llmpatch.manifest import BaseRef, Manifest, short_fp
 from llmpatch.versions import VersionRange
+
+if TYPE_CHECKING:  # torch is imported where a tensor is built: list/history must not pay for it
+    import torch
 
 #: Default cap on the composed prefix (the paper composes 2 x 50 and ablates up to ~100 per patch).
 DEFAULT_MAX_VIRTUAL_TOKENS = 256
@@ -96,10 +97,13 @@ class PatchStack:
     def id(self) -> str:
         return stack_id([(p.name, p.version, p.payload_sha256) for p in self.patches])
 
-    def prefix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
-        """The composed prefix (total_virtual_tokens x hidden), or None for an empty stack."""
+    def prefix(self, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+        """The composed prefix (total_virtual_tokens x hidden; float32 by default), or None for an empty stack."""
         if not self.patches:
             return None
+        import torch
+
+        dtype = dtype or torch.float32
         return torch.cat([p.embeddings.to(dtype) for p in self.patches], dim=0)
 
     def describe(self) -> str:
