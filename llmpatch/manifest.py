@@ -100,8 +100,8 @@ class EvalClaim:
 
     @property
     def id(self) -> str:
-        """``suite/metric`` for listings."""
-        return f"{self.suite}/{self.metric}"
+        """``suite.metric``: the name verify reports and policies use."""
+        return f"{self.suite}.{self.metric}"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalClaim":

@@ -356,8 +356,11 @@ def gate(env: Environment, gen: Generation, previous: int, check: GateCheck, *, 
     )
 
 
-def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]]:
-    """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads."""
+def gc(env: Environment, *, keep_last: int | None = None, dry_run: bool = False) -> dict[str, list[str]]:
+    """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads.
+
+    ``dry_run``: only report what would be deleted.
+    """
     removed_gens: list[str] = []
     nums = env.numbers()
     cur = env.current_number()
@@ -366,13 +369,15 @@ def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]
             raise EnvironmentStateError(f"--keep-last must be at least 1, got {keep_last}")
         for n in nums[:-keep_last]:
             if n != cur:
-                (env.gen_dir / f"{n}.json").unlink()
+                if not dry_run:
+                    (env.gen_dir / f"{n}.json").unlink()
                 removed_gens.append(str(n))
-    needed = {p.manifest_sha256 for g in env.generations() for p in g.patches}
+    needed = {p.manifest_sha256 for g in env.generations() if str(g.number) not in removed_gens for p in g.patches}
     removed_payloads = []
     for digest in env.store.entries():
         if digest not in needed:
-            env.store.remove(digest)
+            if not dry_run:
+                env.store.remove(digest)
             removed_payloads.append(digest)
     return {"generations": removed_gens, "payloads": removed_payloads}
 
