@@ -182,15 +182,51 @@ def adapter_config(num_virtual_tokens: int, base: BaseRef, *, num_layers: int | 
     return json.loads(json.dumps(d, default=str))
 
 
-def model_card(manifest: Manifest) -> str:
-    """A Hub model card (YAML front matter + markdown) describing the patch."""
-    from huggingface_hub import ModelCardData
+def _claim_dataset(claim: EvalClaim) -> tuple[str, str, str | None]:
+    """(dataset type, dataset name, split) of a claim's prompts for the card's model-index.
 
+    ``prompts`` reads ``SOURCE sha256:...``; an ``hf:ID[@config][:split][:column]`` source is a Hub
+    data set (listed under ``datasets`` too); a built-in set is named after the suite.
+    """
+    source = (claim.prompts or "").split(" ")[0]
+    if source.startswith("hf:"):
+        ds_id, _, rest = source[3:].partition(":")
+        ds_id = ds_id.split("@")[0]
+        return ds_id, ds_id, rest.split(":")[0] or None
+    if source.startswith("built-in:"):
+        parts = source.split(":")
+        return f"llmpatch-builtin-{claim.suite}", f"llmpatch built-in {claim.suite} prompts", parts[2] if len(parts) > 2 else None
+    return f"llmpatch-{claim.suite}", f"{claim.suite} prompts ({source or 'unspecified'})", None
+
+
+def model_card(manifest: Manifest) -> str:
+    """A Hub model card (YAML front matter + markdown) describing the patch.
+
+    The front matter carries what the Hub renders: ``pipeline_tag``, ``library_name``,
+    ``base_model``, ``language``, ``datasets`` (Hub data sets the evals used) and a
+    ``model-index`` with every eval claim (the patched value; ``SUITE.METRIC`` as metric type).
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    for e in manifest.evals:
+        ds_type, ds_name, split = _claim_dataset(e)
+        results.append(EvalResult(
+            task_type="text-generation", task_name="Text Generation", dataset_type=ds_type, dataset_name=ds_name,
+            dataset_split=split, metric_type=e.id, metric_value=e.value, metric_name=f"{e.id} (patched)",
+            verified=False,
+        ))
+    datasets = sorted({_claim_dataset(e)[0] for e in manifest.evals if (e.prompts or "").startswith("hf:")})
     data = ModelCardData(
         base_model=manifest.base.id,
         library_name="peft",
+        pipeline_tag="text-generation",
+        language=["en"],
+        datasets=datasets or None,
         license=manifest.license if manifest.license.islower() else manifest.license.lower(),
         tags=["llmpatch", "safety-patch", "prompt-tuning", *manifest.domains],
+        model_name=manifest.name if results else None,
+        eval_results=results or None,
     )
     lines = [
         "---", data.to_yaml(), "---", "",

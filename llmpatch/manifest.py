@@ -81,7 +81,7 @@ class EvalClaim:
 
     >>> c = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.08, "base_value": 0.41})
     >>> c.id, c.to_dict()
-    ('toxicity/mean', {'suite': 'toxicity', 'metric': 'mean', 'value': 0.08, 'base_value': 0.41})
+    ('toxicity.mean', {'suite': 'toxicity', 'metric': 'mean', 'value': 0.08, 'base_value': 0.41})
     """
 
     suite: str
