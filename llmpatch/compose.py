@@ -117,7 +117,13 @@ def compose(
     max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS,
 ) -> PatchStack:
     """Check and stack ``patches`` in the given order for ``base``."""
-    manifests = [p.manifest for p in patches]
+    check_stack([p.manifest for p in patches], base, max_virtual_tokens=max_virtual_tokens)
+    return PatchStack(tuple(patches), base)
+
+
+def check_stack(manifests: Sequence[Manifest], base: BaseRef | None = None, *,
+                max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS) -> None:
+    """Every check :func:`compose` makes, on manifests alone (no tensor is loaded): base, sizes, constraints, budget."""
     if base is not None:
         for m in manifests:
             check_base(m, base)
@@ -132,4 +138,3 @@ def compose(
             f"the stack needs {total} virtual tokens ({detail}), over the budget of {max_virtual_tokens}",
             hint="remove a patch, or raise the budget (--max-virtual-tokens) if the base's context allows it",
         )
-    return PatchStack(tuple(patches), base)

@@ -330,7 +330,7 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
         final.append(Installed(it.name, it.version, it.manifest_sha256, payload, m.num_virtual_tokens,
                                it.requested, it.registry, dict(loc)))
     gen_preview = Generation(1, "", plan.action, plan.command, None, None, env.base_ref.fingerprint, tuple(final))
-    env.load_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
+    env.check_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
     atomic.point("new stack verified")
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
