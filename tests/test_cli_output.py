@@ -253,3 +253,19 @@ def test_model_card_front_matter_has_what_the_hub_renders(make_patch):
     metrics = {r["metrics"][0]["type"]: (r["metrics"][0]["value"], r["dataset"]) for r in index["results"]}
     assert metrics["toxicity.mean"][0] == 0.05 and metrics["toxicity.mean"][1]["split"] == "eval"
     assert metrics["harmfulness.unsafe_rate"][1]["type"] == "walledai/HarmBench"
+
+
+def test_every_command_has_json_and_every_registry_option_has_r():
+    import click
+
+    def leaves(group, prefix=()):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from leaves(cmd, (*prefix, name))
+            else:
+                yield " ".join((*prefix, name)), cmd
+
+    for name, cmd in leaves(cli):
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        assert "--json" in opts, name
+        assert ("--registry" in opts) <= ("-r" in opts), name
