@@ -120,3 +120,12 @@ def test_help_of_every_command_imports_no_heavy_module(scenario):
     assert ("base", "show") in paths and ("key", "trust") in paths and ("run",) in paths
     results = probe([[*p, "--help"] for p in paths], scenario["env"], scenario["project"])
     assert [r for r in results if r["code"] != 0 or r["heavy"]] == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "registry_schema").glob("*.schema.json")), ids=lambda p: p.name)
+def test_every_shipped_schema_is_valid_against_its_metaschema(path):
+    # checked here rather than on each run (schemas._validator), which kept every command slower
+    import jsonschema
+
+    schema = json.loads(path.read_text())
+    jsonschema.validators.validator_for(schema).check_schema(schema)
