@@ -78,3 +78,13 @@ def test_kill_at() -> int | None:
     """The crash point number at which to SIGKILL this process (tests only), or None."""
     value = os.environ.get(TEST_KILL_AT_ENV)
     return int(value) if value and value.strip().isdigit() else None
+
+
+def silence_third_party_progress_bars() -> None:
+    """Default huggingface_hub's (and so transformers') and tqdm's own bars to off: the CLI shows its own.
+
+    Defaults only (a user's explicit setting wins), set before those libraries are imported:
+    both read them at import time; transformers' GGUF converter calls tqdm directly.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -44,14 +43,10 @@ def is_quiet() -> bool:
 
 
 def silence_third_party_progress() -> None:
-    """Turn off the tqdm bars of huggingface_hub, transformers and friends: llmpatch shows its own.
+    """Turn off the tqdm bars of huggingface_hub, transformers and friends: llmpatch shows its own."""
+    from llmpatch import paths
 
-    Set as defaults (a user's explicit setting wins) before those libraries are imported; both
-    read them at import time, and tqdm itself honours ``TQDM_DISABLE`` (transformers' GGUF
-    converter calls tqdm directly).
-    """
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    paths.silence_third_party_progress_bars()
     if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars
 

@@ -217,7 +217,7 @@ def test_run_json_lists_the_stack_and_reads_prompts_from_a_file_and_stdin(tiny_m
     f.write_text("hello world\n\nthe nurse said\n")
     base = ["run", "--base", tiny_model_dir, "--patch", patch_dir, "--max-new-tokens", "3", "--json"]
     data = json.loads(run(*base, "-f", f).stdout)
-    assert data["stack"] == ["tox-fix@1.0.0"]
+    assert [(p["name"], p["version"], p["virtual_tokens"]) for p in data["stack"]] == [("tox-fix", "1.0.0", 5)]
     assert [r["prompt"] for r in data["results"]] == ["hello world", "the nurse said"]
     piped = json.loads(run(*base, input="hello world\nthe nurse said\n").stdout)
     assert piped["results"] == data["results"]

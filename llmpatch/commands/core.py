@@ -157,7 +157,9 @@ def register(cli: click.Group) -> None:
         cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature,
                                top_p=top_p, seed=seed, batch_size=batch_size)
         models = ([("unpatched", PatchedModel(model.base))] if compare else []) + [("patched", model)]
-        stack = [f"{p.name}@{p.version}" for p in model.stack.patches]
+        # the same shape as verify's report: one object per patch, in composition order
+        stack = [{"name": p.manifest.name, "version": p.manifest.version, "virtual_tokens": p.manifest.num_virtual_tokens,
+                  "path": str(p.path)} for p in model.stack.patches]
         if stream is None:
             stream = ui.console.is_terminal and not as_json
         if not as_json:
