@@ -26,7 +26,9 @@ class LlmpatchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LlmpatchError as exc:
-            if ctx.meta.get(JSON_META):  # a script reads stdout: give it the error as JSON too
+            # a script reads stdout: give it the error as JSON too, unless the result is already there
+            # (verify --json prints its report, then fails on the policy: one JSON document on stdout)
+            if ctx.meta.get(JSON_META) and not ui.printed_json():
                 ui.print_json({"error": exc.message, "hint": exc.hint, "type": type(exc).__name__,
                                "exit_code": exc.exit_code})
             ui.error(exc.message, exc.hint)

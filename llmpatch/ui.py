@@ -30,12 +30,17 @@ HEARTBEAT_S = 10.0
 SLOW_STEP_S = 2.0
 
 _quiet = False
+_printed_json = False
 
 
 def set_quiet(quiet: bool) -> None:
-    """``-q/--quiet``: no progress, no heartbeats, no informational messages (results and errors stay)."""
-    global _quiet
+    """``-q/--quiet``: no progress, no heartbeats, no informational messages (results and errors stay).
+
+    Called once per command (by the root group), so it also starts the command's output state afresh.
+    """
+    global _quiet, _printed_json
     _quiet = quiet
+    _printed_json = False
 
 
 def is_quiet() -> bool:
@@ -62,8 +67,15 @@ def out(text: str = "", *, markup: bool = True, end: str = "\n") -> None:
 
 def print_json(data: Any) -> None:
     """Machine-readable output for ``--json``: plain JSON on stdout, nothing else."""
+    global _printed_json
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    _printed_json = True
+
+
+def printed_json() -> bool:
+    """Whether this command already printed its JSON result (a later error then stays on stderr only)."""
+    return _printed_json
 
 
 def _cell(v: Any) -> str:
