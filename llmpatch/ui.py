@@ -174,8 +174,12 @@ class _Task:
         self.rich_id: Any = None
         self.command = _command_name()  # here: the heartbeat thread has no click context
 
+    def count(self) -> str:
+        """``40/96 prompts``, or nothing for a step without a total."""
+        return f"{self.done}/{self.total}{' ' + self.unit if self.unit else ''}" if self.total is not None else ""
+
     def line(self) -> str:
-        count = f"{self.done}/{self.total}{' ' + self.unit if self.unit else ''}, " if self.total is not None else ""
+        count = f"{self.count()}, " if self.total is not None else ""
         return f"[{self.command}] {self.description}: {count}{_fmt_duration(time.monotonic() - self.t0)}"
 
 
@@ -200,17 +204,16 @@ class _Display:
             if err_console.is_terminal:
                 if first:
                     from rich.progress import (
-                        BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                        TimeRemainingColumn,
+                        BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
                     )
 
                     self.rich = Progress(
                         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err_console, transient=True,
+                        TextColumn("{task.fields[count]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err_console, transient=True,
                     )
                     self.rich.start()
-                task.rich_id = self.rich.add_task(escape(task.description), total=task.total, unit=task.unit)
+                task.rich_id = self.rich.add_task(escape(task.description), total=task.total, count=task.count())
             elif first:
                 self.stop = threading.Event()
                 self.thread = threading.Thread(target=self._beat, args=(self.stop,), daemon=True)
@@ -219,7 +222,7 @@ class _Display:
     def advance(self, task: _Task, n: int) -> None:
         task.done += n
         if task.rich_id is not None and self.rich is not None:
-            self.rich.update(task.rich_id, completed=task.done)
+            self.rich.update(task.rich_id, completed=task.done, count=task.count())
 
     def finish(self, task: _Task) -> None:
         with self.lock:
