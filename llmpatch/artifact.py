@@ -22,22 +22,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any, Iterable
 
 from llmpatch.errors import IntegrityError, LlmpatchError, UnsafeFormatError
 from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest
 from llmpatch.util import PICKLE_SUFFIXES, now_iso, sha256_file
 from llmpatch.versions import check_name, parse_version
 
+if TYPE_CHECKING:  # torch and safetensors are imported where tensors are read or written (fast list/history)
+    import torch
+
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MODEL_CARD = "README.md"
 TENSOR_NAME = "prompt_embeddings"
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -138,6 +136,10 @@ def verify_files(root: Path, manifest: Manifest) -> None:
 
 
 def _load_embeddings(root: Path, manifest: Manifest) -> torch.Tensor:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     f = root / ADAPTER_WEIGHTS
     try:
         tensors = load_file(str(f))
@@ -219,15 +221,51 @@ def adapter_config(num_virtual_tokens: int, base: BaseRef, *, num_layers: int | 
     return json.loads(json.dumps(d, default=str))
 
 
-def model_card(manifest: Manifest) -> str:
-    """A Hub model card (YAML front matter + markdown) describing the patch."""
-    from huggingface_hub import ModelCardData
+def _claim_dataset(claim: EvalClaim) -> tuple[str, str, str | None]:
+    """(dataset type, dataset name, split) of a claim's prompts for the card's model-index.
 
+    ``prompts`` reads ``SOURCE sha256:...``; an ``hf:ID[@config][:split][:column]`` source is a Hub
+    data set (listed under ``datasets`` too); a built-in set is named after the suite.
+    """
+    source = (claim.prompts or "").split(" ")[0]
+    if source.startswith("hf:"):
+        ds_id, _, rest = source[3:].partition(":")
+        ds_id = ds_id.split("@")[0]
+        return ds_id, ds_id, rest.split(":")[0] or None
+    if source.startswith("built-in:"):
+        parts = source.split(":")
+        return f"llmpatch-builtin-{claim.suite}", f"llmpatch built-in {claim.suite} prompts", parts[2] if len(parts) > 2 else None
+    return f"llmpatch-{claim.suite}", f"{claim.suite} prompts ({source or 'unspecified'})", None
+
+
+def model_card(manifest: Manifest) -> str:
+    """A Hub model card (YAML front matter + markdown) describing the patch.
+
+    The front matter carries what the Hub renders: ``pipeline_tag``, ``library_name``,
+    ``base_model``, ``language``, ``datasets`` (Hub data sets the evals used) and a
+    ``model-index`` with every eval claim (the patched value; ``SUITE.METRIC`` as metric type).
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    for e in manifest.evals:
+        ds_type, ds_name, split = _claim_dataset(e)
+        results.append(EvalResult(
+            task_type="text-generation", task_name="Text Generation", dataset_type=ds_type, dataset_name=ds_name,
+            dataset_split=split, metric_type=e.id, metric_value=e.value, metric_name=f"{e.id} (patched)",
+            verified=False,
+        ))
+    datasets = sorted({_claim_dataset(e)[0] for e in manifest.evals if (e.prompts or "").startswith("hf:")})
     data = ModelCardData(
         base_model=manifest.base.id,
         library_name="peft",
+        pipeline_tag="text-generation",
+        language=["en"],
+        datasets=datasets or None,
         license=manifest.license if manifest.license.islower() else manifest.license.lower(),
         tags=["llmpatch", "safety-patch", "prompt-tuning", *manifest.domains],
+        model_name=manifest.name if results else None,
+        eval_results=results or None,
     )
     lines = [
         "---", data.to_yaml(), "---", "",
@@ -283,7 +321,11 @@ def write_patch(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise LlmpatchError(f"{out} already exists and is not empty", hint="choose another output directory or pass overwrite=True (--force)")
-    emb = embeddings.detach().to("cpu", _DTYPES[dtype]).contiguous()
+    import torch
+    from safetensors.torch import save_file
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    emb = embeddings.detach().to("cpu", dtypes[dtype]).contiguous()
     if emb.ndim != 2 or emb.shape[1] != base.hidden_size:
         raise LlmpatchError(f"embeddings must be (num_virtual_tokens, {base.hidden_size}), got {tuple(emb.shape)}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from llmpatch import __version__
+from llmpatch import __version__, ui
+from llmpatch.commands.options import JSON_META
 from llmpatch.errors import LlmpatchError
 
 #: Modules under llmpatch.commands that define ``register(cli)``. One per area, one owner each.
@@ -25,23 +26,37 @@ class LlmpatchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LlmpatchError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
+            # a script reads stdout: give it the error as JSON too, unless the result is already there
+            # (verify --json prints its report, then fails on the policy: one JSON document on stdout)
+            if ctx.meta.get(JSON_META) and not ui.printed_json():
+                ui.print_json({"error": exc.message, "hint": exc.hint, "type": type(exc).__name__,
+                               "exit_code": exc.exit_code})
+            ui.error(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
 
 
 @click.group(cls=LlmpatchGroup)
 @click.version_option(__version__, prog_name="llmpatch")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors: no progress, no messages on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
     """llmpatch: a package manager for LLM safety patches.
 
     \b
     Vendors:   llmpatch build RECIPE -o DIR; llmpatch publish DIR
     Customers: llmpatch init --base default; llmpatch install tox-fix@1.2;
                llmpatch verify; llmpatch rollback; llmpatch run "prompt"
+
+    Listings take --json; piped output is plain, one record a line. Shell completion
+    (bash, zsh, fish), e.g. in ~/.bashrc:
+
+    \b
+      eval "$(_LLMPATCH_COMPLETE=bash_source llmpatch)"
+      (zsh: zsh_source in ~/.zshrc; fish: _LLMPATCH_COMPLETE=fish_source llmpatch
+       > ~/.config/fish/completions/llmpatch.fish)
     """
+    ui.set_quiet(quiet)
+    ui.silence_third_party_progress()
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from llmpatch.artifact import Patch
 from llmpatch.errors import BaseMismatchError, CompositionError
 from llmpatch.fingerprint import diff_components
 from llmpatch.manifest import BaseRef, Manifest, short_fp
 from llmpatch.versions import VersionRange
+
+if TYPE_CHECKING:  # torch is imported where a tensor is built: list/history must not pay for it
+    import torch
 
 #: Default cap on the composed prefix (the paper composes 2 x 50 and ablates up to ~100 per patch).
 DEFAULT_MAX_VIRTUAL_TOKENS = 256
@@ -96,10 +97,13 @@ class PatchStack:
     def id(self) -> str:
         return stack_id([(p.name, p.version, p.payload_sha256) for p in self.patches])
 
-    def prefix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
-        """The composed prefix (total_virtual_tokens x hidden), or None for an empty stack."""
+    def prefix(self, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+        """The composed prefix (total_virtual_tokens x hidden; float32 by default), or None for an empty stack."""
         if not self.patches:
             return None
+        import torch
+
+        dtype = dtype or torch.float32
         return torch.cat([p.embeddings.to(dtype) for p in self.patches], dim=0)
 
     def describe(self) -> str:
@@ -113,7 +117,13 @@ def compose(
     max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS,
 ) -> PatchStack:
     """Check and stack ``patches`` in the given order for ``base``."""
-    manifests = [p.manifest for p in patches]
+    check_stack([p.manifest for p in patches], base, max_virtual_tokens=max_virtual_tokens)
+    return PatchStack(tuple(patches), base)
+
+
+def check_stack(manifests: Sequence[Manifest], base: BaseRef | None = None, *,
+                max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS) -> None:
+    """Every check :func:`compose` makes, on manifests alone (no tensor is loaded): base, sizes, constraints, budget."""
     if base is not None:
         for m in manifests:
             check_base(m, base)
@@ -128,4 +138,3 @@ def compose(
             f"the stack needs {total} virtual tokens ({detail}), over the budget of {max_virtual_tokens}",
             hint="remove a patch, or raise the budget (--max-virtual-tokens) if the base's context allows it",
         )
-    return PatchStack(tuple(patches), base)

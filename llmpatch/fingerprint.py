@@ -22,9 +22,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors import safe_open
-
 from llmpatch import atomic, paths
 from llmpatch.util import canonical_json
 
@@ -74,6 +71,9 @@ def _tensor_digests(path: Path) -> dict[str, str]:
             return json.loads(cache.read_text())
         except (OSError, json.JSONDecodeError):
             pass
+    import torch  # only when hashing: check_base (install, list) needs diff_components, not torch
+    from safetensors import safe_open
+
     out: dict[str, str] = {}
     with safe_open(str(path), framework="pt") as f:
         for name in f.keys():

@@ -82,7 +82,7 @@ class EvalClaim:
 
     >>> c = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.08, "base_value": 0.41})
     >>> c.id, c.to_dict()
-    ('toxicity/mean', {'suite': 'toxicity', 'metric': 'mean', 'value': 0.08, 'base_value': 0.41})
+    ('toxicity.mean', {'suite': 'toxicity', 'metric': 'mean', 'value': 0.08, 'base_value': 0.41})
     """
 
     suite: str
@@ -101,8 +101,8 @@ class EvalClaim:
 
     @property
     def id(self) -> str:
-        """``suite/metric`` for listings."""
-        return f"{self.suite}/{self.metric}"
+        """``suite.metric``: the name verify reports and policies use."""
+        return f"{self.suite}.{self.metric}"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalClaim":

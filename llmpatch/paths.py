@@ -137,3 +137,13 @@ def registry_identity(url: str) -> str:
         repo, sep, query = canon[len("hf://"):].partition("?")
         return "hf://" + repo.lower() + sep + query
     return canon
+
+
+def silence_third_party_progress_bars() -> None:
+    """Default huggingface_hub's (and so transformers') and tqdm's own bars to off: the CLI shows its own.
+
+    Defaults only (a user's explicit setting wins), set before those libraries are imported:
+    both read them at import time; transformers' GGUF converter calls tqdm directly.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")

@@ -187,8 +187,12 @@ class PatchedModel:
         return procs
 
     @torch.no_grad()
-    def generate_ids(self, texts: Sequence[str], cfg: GenerationConfig, *, add_special_tokens: bool = True) -> list[list[int]]:
-        """Generate token ids for already-formatted texts, one batch (no reordering)."""
+    def generate_ids(self, texts: Sequence[str], cfg: GenerationConfig, *, add_special_tokens: bool = True,
+                     on_token: Callable[[int, int | None], None] | None = None) -> list[list[int]]:
+        """Generate token ids for already-formatted texts, one batch (no reordering).
+
+        ``on_token(row, token_id)`` is called for each new token, and ``on_token(row, None)`` when a row ends (EOS).
+        """
         ids, mask = self._tokenize(texts, add_special_tokens)
         B, P = ids.shape[0], self.num_virtual_tokens
         if P:
@@ -223,6 +227,8 @@ class PatchedModel:
                         done[i] = True
                     else:
                         result[i].append(tok)
+                    if on_token:
+                        on_token(i, None if done[i] else tok)
             if bool(done.all()):
                 break
             history = torch.cat([history, nxt[:, None]], dim=1)
@@ -239,11 +245,13 @@ class PatchedModel:
         system_prompt: str | None = None,
         config: GenerationConfig | None = None,
         progress: Callable[[int], None] | None = None,
+        on_token: Callable[[int, int], None] | None = None,
         **overrides: Any,
     ) -> list[str]:
         """Generate a completion for each prompt, in batches sorted by length; order preserved.
 
-        ``progress`` is called with the number of prompts finished after each batch.
+        ``progress(n)`` is called as prompts finish (n of them; within a batch, as each ends);
+        ``on_token(prompt_index, token_id)`` for each generated token (to stream text).
         """
         cfg = config or GenerationConfig()
         if overrides:
@@ -257,10 +265,21 @@ class PatchedModel:
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             batch_cfg = GenerationConfig(**{**cfg.to_dict(), "seed": cfg.seed + start})
-            for i, toks in zip(idx, self.generate_ids([texts[i] for i in idx], batch_cfg, add_special_tokens=special)):
+            ended = [0]
+
+            def hook(row: int, tok: int | None, idx: list[int] = idx) -> None:
+                if tok is not None and on_token:
+                    on_token(idx[row], tok)
+                elif tok is None and progress:
+                    ended[0] += 1
+                    progress(1)
+
+            ids = self.generate_ids([texts[i] for i in idx], batch_cfg, add_special_tokens=special,
+                                    on_token=hook if (progress or on_token) else None)
+            for i, toks in zip(idx, ids):
                 outputs[i] = self.tokenizer.decode(toks, skip_special_tokens=True)
-            if progress:
-                progress(len(idx))
+            if progress and len(idx) > ended[0]:
+                progress(len(idx) - ended[0])  # rows that ran to max_new_tokens
         return outputs
 
 

@@ -207,7 +207,7 @@ def test_cli_build_data_only_prints_pair_statistics_as_json(tiny_model_dir, tmp_
                    f'[base]\nspec = "{tiny_model_dir}"\n')
     res = CliRunner().invoke(cli, ["build", str(rec), "--data-only", "--json", *sum((["--set", s] for s in FAST), [])])
     assert res.exit_code == 0, res.output
-    stats = json.loads(res.output)["stats"]
+    stats = json.loads(res.stdout)["stats"]  # progress lines go to stderr
     assert stats["prompts"] == 6 and stats["benign_prompts"] == 6
 
 

@@ -122,7 +122,10 @@ def test_gc_keeps_what_kept_generations_need(project, tiny_model_dir, scenario_r
     run("upgrade", "tox-fix@1.2")
     env = Environment(project / ".llmpatch")
     assert len(env.store.entries()) == 2
-    assert run_json("gc") == {"generations": [], "payloads": []}  # generation 2 still needs 1.1.0
+    assert run_json("gc") == {"generations": [], "payloads": [], "dry_run": False}  # generation 2 still needs 1.1.0
+    planned = run_json("gc", "--keep-last", "1", "--dry-run")
+    assert planned["dry_run"] and planned["generations"] == ["1", "2"] and len(planned["payloads"]) == 1
+    assert len(env.store.entries()) == 2 and len(env.generations()) == 3  # a dry run deletes nothing
     out = run_json("gc", "--keep-last", "1")
     assert out["generations"] == ["1", "2"] and len(out["payloads"]) == 1
     assert len(env.store.entries()) == 1 and env.check() == []
@@ -199,7 +202,7 @@ def test_install_verify_keeps_a_passing_stack_and_rolls_back_a_failing_one(proje
                                   "thresholds": [{"metric": "over_refusal.refusal_rate", **limit}]}))
     run("init", "--base", tiny_model_dir)
     run("install", "tox-fix@1.1")
-    res = run("install", "tox-fix@1.2", f"--verify={policy}", "--verify-limit", "4", ok=passes)
+    res = run("install", "tox-fix@1.2", "--verify", "--policy", policy, "--verify-limit", "4", ok=passes)
     hist = run_json("history")["generations"]
     if passes:
         assert stack_of(project) == ["tox-fix@1.2.1"] and hist[-1]["action"] == "install"

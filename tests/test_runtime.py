@@ -127,7 +127,7 @@ def test_run_command_generates_with_patches_and_compares(make_patch, tiny_model_
                                  "--compare", "--json", "hello world", "a"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["stack"] == "tox-fix@1.0.0" and len(data["results"]) == 2
+    assert [(p["name"], p["version"]) for p in data["stack"]] == [("tox-fix", "1.0.0")] and len(data["results"]) == 2
     assert {"prompt", "output", "unpatched"} <= set(data["results"][0])
 
 
@@ -159,4 +159,4 @@ def test_load_of_an_environment_applies_its_stack_under_its_own_budget(make_patc
     assert llmpatch.load(env=tmp_path / "proj", patches=[extra.path]).num_virtual_tokens == 5
     r = CliRunner().invoke(cli, ["run", "--env", str(tmp_path / "proj"), "--max-new-tokens", "3", "--json", "hello"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["stack"] == "(no patches)"
+    assert json.loads(r.output)["stack"] == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -11,32 +9,19 @@ from typing import Iterator
 import click
 
 from llmpatch import ui
+from llmpatch.commands.options import json_option
 
 
 @contextmanager
 def _progress(description: str, total: int) -> Iterator:
-    """A rich progress bar on a terminal; otherwise (logs, nohup) a log line every ~10%."""
-    if ui.err_console.is_terminal:
-        with ui.progress(description, total) as advance:
-            yield advance
-        return
-    state = {"done": 0, "next": max(1, total // 10), "t0": time.monotonic()}
-    log.info("%s: 0/%d", description, total)
-
-    def advance(n: int = 1) -> None:
-        state["done"] += n
-        if state["done"] >= state["next"] or state["done"] >= total:
-            state["next"] = state["done"] + max(1, total // 10)
-            log.info("%s: %d/%d (%.0f s)", description, state["done"], total, time.monotonic() - state["t0"])
-
-    yield advance
+    """Build steps report through the CLI's one progress system: a bar on a terminal, heartbeats otherwise."""
+    with ui.progress(description, total, unit="") as advance:
+        yield advance
 
 
 def _fmt(v, nd: int = 3) -> str:
     return "" if v is None else f"{v:.{nd}g}" if isinstance(v, float) else str(v)
 
-
-log = logging.getLogger("llmpatch.build")
 
 
 def register(cli: click.Group) -> None:
@@ -53,7 +38,7 @@ def register(cli: click.Group) -> None:
     @click.option("--no-cache", is_flag=True, help="Regenerate the training data even if a cached copy exists.")
     @click.option("--data-only", is_flag=True, help="Only generate (and cache) the data and print pair statistics.")
     @click.option("--check", "check_only", is_flag=True, help="Only validate the recipe (no model is loaded).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @json_option("Print the result as JSON.")
     def build_cmd(recipe_path, out_dir, overrides, report_dir, force, no_cache, data_only, check_only, as_json):
         """Build a patch: sample M and M', judge, SFT then DPO the prefix, evaluate, write DIR.
 
@@ -72,8 +57,8 @@ def register(cli: click.Group) -> None:
             if as_json:
                 ui.print_json(recipe.to_dict())
             else:
-                ui.console.print(f"recipe {recipe_path} is valid ({recipe.domain}, patch "
-                                 f"{recipe.patch.name} {recipe.patch.version})")
+                ui.out(f"recipe {recipe_path} is valid ({recipe.domain}, patch "
+                       f"{recipe.patch.name} {recipe.patch.version})", markup=False)
             return
         if out_dir is None and not data_only:
             raise RecipeError("no output directory given", hint="pass -o DIR (the patch directory to write)")
@@ -119,5 +104,5 @@ def register(cli: click.Group) -> None:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
                       for e in result.evals])
-        ui.console.print(f"wrote {d['patch']['path']} ({d['patch']['name']} {d['patch']['version']}, "
-                         f"{d['patch']['num_virtual_tokens']} virtual tokens) in {d['timing'].get('total_s', 0):.0f} s")
+        ui.out(f"wrote {d['patch']['path']} ({d['patch']['name']} {d['patch']['version']}, "
+               f"{d['patch']['num_virtual_tokens']} virtual tokens) in {d['timing'].get('total_s', 0):.0f} s", markup=False)

@@ -8,27 +8,19 @@ from typing import Any, Callable
 import click
 
 from llmpatch import ui
+from llmpatch.commands.options import dry_run_option, env_option, json_option, timeout_option
 
-#: ``--verify`` given without a value: use the default policy.
-DEFAULT_POLICY = "__default__"
+_env_option, _timeout_option, _json_option = env_option, timeout_option, json_option()
 
-
-def _env_option(f: Callable) -> Callable:
-    return click.option("--env", "env_dir", type=click.Path(path_type=Path),
-                        help="Environment directory (default: $LLMPATCH_ENV, else the nearest .llmpatch/ upward).")(f)
+REGISTRY_HELP = "Registry URL or path to use instead of the environment's."
 
 
-def _timeout_option(f: Callable) -> Callable:
-    return click.option("--lock-timeout", default=120.0, show_default=True,
-                        help="Seconds to wait for another llmpatch process working on this environment.")(f)
-
-
-def _json_option(f: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+def _registry_option(help: str = REGISTRY_HELP) -> Callable:
+    return click.option("--registry", "-r", "registry", default=None, metavar="URL", help=help)
 
 
 def _say(msg: str) -> None:
-    ui.err_console.print(f"[yellow]{msg}[/yellow]")
+    ui.info(msg)
 
 
 def _open(env_dir: Path | None):
@@ -69,7 +61,8 @@ def _gen_dict(env, gen) -> dict[str, Any]:
 def _show_plan(plan, *, dry_run: bool) -> None:
     changes = plan.changes()
     if not changes:
-        ui.console.print("nothing to change: the environment already has " + (" -> ".join(i.id for i in plan.after) or "no patches"))
+        ui.out("nothing to change: the environment already has " + (" -> ".join(i.id for i in plan.after) or "no patches"),
+               markup=False)
         return
     rows = []
     for c in changes:
@@ -82,7 +75,7 @@ def _show_plan(plan, *, dry_run: bool) -> None:
         else:
             rows.append(("~ reorder", " -> ".join(c["to"]), "", ""))
     ui.table("plan (dry run: nothing changed)" if dry_run else "changes", ["op", "patch", "version", "position"], rows)
-    ui.console.print("stack after: " + (" -> ".join(i.id for i in plan.after) or "(no patches)"))
+    ui.out("stack after: " + (" -> ".join(i.id for i in plan.after) or "(no patches)"), markup=False)
 
 
 def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
@@ -94,10 +87,10 @@ def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
         _say(f"warning: {note}")
     _show_plan(plan, dry_run=dry_run)
     if gen is not None:
-        ui.console.print(f"[green]generation {gen.number}[/green] is now current: {gen.describe()}")
+        ui.out(f"[green]generation {gen.number}[/green] is now current: {ui.escape(gen.describe())}")
 
 
-def _verify_check(policy: str | None, limit: int | None) -> Callable[[Path], tuple[bool, list[str]]]:
+def _verify_check(policy: Path | None, limit: int | None) -> Callable[[Path], tuple[bool, list[str]]]:
     """The eval gate of ``install --verify``: verify the environment's new stack (and its policy)."""
     from llmpatch.verify.gate import verify_environment
 
@@ -109,8 +102,13 @@ def _verify_check(policy: str | None, limit: int | None) -> Callable[[Path], tup
 
 
 def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callable, *, dry_run: bool, as_json: bool,
-         registries: Callable | None = None, verify: str | None = None, verify_limit: int | None = None,
-         env=None) -> None:
+         registries: Callable | None = None, verify: bool = False, policy: Path | None = None,
+         verify_limit: int | None = None, env=None) -> None:
+    """Plan, then (unless ``dry_run``) apply as a new generation, under the environment's lock.
+
+    A plan that changes nothing writes no generation, whatever the command (``rollback --to N``
+    to the stack already current included), and says so.
+    """
     from llmpatch.env import operations as ops
 
     env = env or _open(env_dir)
@@ -121,10 +119,9 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
             _finish(env, plan, None, as_json=as_json, dry_run=True)
             return
         previous = env.current_number()
-        gen = ops.apply(env, plan, regs, progress=None if as_json else _say)
-        if gen is not None and verify is not None:
-            ops.gate(env, gen, previous, _verify_check(None if verify == DEFAULT_POLICY else verify, verify_limit),
-                     command=command)
+        gen = None if plan.unchanged else ops.apply(env, plan, regs, progress=None if as_json else _say)
+        if gen is not None and verify:
+            ops.gate(env, gen, previous, _verify_check(policy, verify_limit), command=command)
     _finish(env, plan, gen, as_json=as_json)
 
 
@@ -134,7 +131,7 @@ def register(cli: click.Group) -> None:
     @cli.command("init")
     @click.option("--base", "base_spec", default="default", show_default=True,
                   help="Base model: 'default', ORG/NAME[@REVISION], a directory or a .gguf file.")
-    @click.option("--registry", help="Registry URL or path for this environment (default: $LLMPATCH_REGISTRY or the local one).")
+    @_registry_option("Registry URL or path for this environment (default: $LLMPATCH_REGISTRY or the local one).")
     @click.option("--path", "path", type=click.Path(path_type=Path),
                   help="Where to create the environment (default: ./.llmpatch, or $LLMPATCH_ENV).")
     @click.option("--max-virtual-tokens", default=256, show_default=True, help="Cap on the composed prefix length.")
@@ -152,27 +149,29 @@ def register(cli: click.Group) -> None:
             ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "registry": env.config.registry,
                            "generation": _gen_dict(env, env.current())})
             return
-        ui.console.print(f"created environment {env.path}")
-        ui.console.print(f"pinned base: {env.base_ref.describe()}")
-        ui.console.print(f"fingerprint: {env.base_ref.fingerprint}")
+        ui.out(f"created environment {env.path}", markup=False)
+        ui.out(f"pinned base: {env.base_ref.describe()}", markup=False)
+        ui.out(f"fingerprint: {env.base_ref.fingerprint}", markup=False)
 
     @cli.command("install")
     @click.argument("specs", nargs=-1)
     @click.option("--pre", is_flag=True, help="Allow prereleases (e.g. 2.0.0-rc.1).")
     @click.option("--position", type=click.IntRange(min=1), help="Insert the new patches at this stack position (1 = first).")
-    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @dry_run_option
     @click.option("--locked", is_flag=True, help="Reproduce llmpatch.lock exactly (like `llmpatch sync`).")
     @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file for --locked (default: the project's llmpatch.lock).")
-    @click.option("--registry", help="Registry URL or path to use instead of the environment's.")
-    @click.option("--verify", "verify", is_flag=False, flag_value=DEFAULT_POLICY, default=None, metavar="[POLICY]",
-                  help="Evaluate the new stack (optionally against a policy file) and roll back if it fails.")
+    @_registry_option()
+    @click.option("--verify", "verify", is_flag=True,
+                  help="Evaluate the new stack and roll back if it fails (the default gate policy, or --policy).")
+    @click.option("--policy", "policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="With --verify (implies it): the policy file (TOML/JSON) the new stack must pass.")
     @click.option("--verify-limit", type=click.IntRange(min=1), help="With --verify: at most this many prompts per suite (a quicker gate).")
     @_env_option
     @_timeout_option
     @_json_option
-    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, verify_limit, env_dir, lock_timeout,
-                as_json) -> None:
-        """Install patches. Example: llmpatch install tox-fix@1.2 bias-fix@^2.0
+    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, policy, verify_limit, env_dir,
+                lock_timeout, as_json) -> None:
+        """Install patches. Example: llmpatch install tox-fix@1.2 bias-fix@^2.0 --verify --policy policy.toml
 
         \b
         Specs: NAME (newest release), NAME@1.2.3 (exact), NAME@1.2 (newest 1.2.x),
@@ -197,7 +196,8 @@ def register(cli: click.Group) -> None:
         command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "")
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
             e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url),
-            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify, verify_limit=verify_limit, env=env)
+            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify or policy is not None, policy=policy,
+            verify_limit=verify_limit, env=env)
 
     def _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json) -> None:
         from llmpatch import paths
@@ -223,8 +223,8 @@ def register(cli: click.Group) -> None:
 
     @cli.command("sync")
     @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file (default: the project's llmpatch.lock).")
-    @click.option("--registry", help="Registry URL or path to use instead of the lock file's.")
-    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @_registry_option("Registry URL or path to use instead of the lock file's.")
+    @dry_run_option
     @_env_option
     @_timeout_option
     @_json_option
@@ -234,7 +234,7 @@ def register(cli: click.Group) -> None:
 
     @cli.command("remove")
     @click.argument("names", nargs=-1, required=True)
-    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
+    @dry_run_option
     @_env_option
     @_timeout_option
     @_json_option
@@ -249,8 +249,8 @@ def register(cli: click.Group) -> None:
     @cli.command("upgrade")
     @click.argument("specs", nargs=-1)
     @click.option("--pre", is_flag=True, help="Allow prereleases.")
-    @click.option("--dry-run", is_flag=True, help="Show the plan, change nothing.")
-    @click.option("--registry", help="Registry URL or path to use instead of the environment's.")
+    @dry_run_option
+    @_registry_option()
     @_env_option
     @_timeout_option
     @_json_option
@@ -282,16 +282,20 @@ def register(cli: click.Group) -> None:
 
     @cli.command("rollback")
     @click.option("--to", "to", type=int, help="Generation number to return to (default: the previous state).")
+    @dry_run_option
     @_env_option
     @_timeout_option
     @_json_option
-    def rollback(to, env_dir, lock_timeout, as_json) -> None:
-        """Return to the previous generation's stack (as a new generation). Works offline."""
+    def rollback(to, dry_run, env_dir, lock_timeout, as_json) -> None:
+        """Return to the previous generation's stack (as a new generation). Works offline.
+
+        Returning to the stack that is already current changes nothing and writes no generation.
+        """
         from llmpatch.env import operations as ops
 
         command = "llmpatch rollback" + (f" --to {to}" if to is not None else "")
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_rollback(e, to, command=command),
-             dry_run=False, as_json=as_json)
+             dry_run=dry_run, as_json=as_json)
 
     @cli.command("list")
     @_env_option
@@ -360,20 +364,27 @@ def register(cli: click.Group) -> None:
 
     @cli.command("gc")
     @click.option("--keep-last", type=int, help="Also delete all but the last N generations (the current one is always kept).")
+    @click.option("--dry-run", is_flag=True, help="Show what would be deleted, delete nothing.")
     @_env_option
     @_timeout_option
     @_json_option
-    def gc(keep_last, env_dir, lock_timeout, as_json) -> None:
+    def gc(keep_last, dry_run, env_dir, lock_timeout, as_json) -> None:
         """Delete payloads no kept generation needs."""
         from llmpatch.env import operations as ops
 
         env = _open(env_dir)
         with env.transaction("llmpatch gc", timeout=lock_timeout, on_wait=_say, on_recover=_say):
-            removed = ops.gc(env, keep_last=keep_last)
+            removed = ops.gc(env, keep_last=keep_last, dry_run=dry_run)
         if as_json:
-            ui.print_json(removed)
+            ui.print_json({**removed, "dry_run": dry_run})
             return
-        ui.console.print(f"removed {len(removed['generations'])} generation(s) and {len(removed['payloads'])} payload(s)")
+        verb = "would remove" if dry_run else "removed"
+        ui.out(f"{verb} {len(removed['generations'])} generation(s) and {len(removed['payloads'])} payload(s)"
+               + (" (dry run: nothing deleted)" if dry_run else ""), markup=False)
+        for n in removed["generations"]:
+            ui.out(f"  generation {n}", markup=False)
+        for digest in removed["payloads"]:
+            ui.out(f"  payload sha256:{digest}", markup=False)
 
     @cli.command("lock")
     @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write (default: the project's llmpatch.lock).")
@@ -386,4 +397,4 @@ def register(cli: click.Group) -> None:
         if as_json:
             ui.print_json({"path": str(path), "lock": env.lockfile().to_dict()})
             return
-        ui.console.print(f"wrote {path} ({len(env.current().patches)} patch(es), stack {env.current().stack_id[:19]}…)")
+        ui.out(f"wrote {path} ({len(env.current().patches)} patch(es), stack {env.current().stack_id[:19]}…)", markup=False)

@@ -7,12 +7,9 @@ from pathlib import Path
 import click
 
 from llmpatch import ui
+from llmpatch.commands.options import json_option, registry_option
 
-REGISTRY_HELP = "Registry URL: a directory, file://PATH or hf://ORG/INDEX-REPO (default: $LLMPATCH_REGISTRY or <home>/registry)."
-
-
-def _registry_option(f):
-    return click.option("--registry", "-r", "registry_url", default=None, metavar="URL", help=REGISTRY_HELP)(f)
+_registry_option = registry_option()
 
 
 def _open(url: str | None):
@@ -60,7 +57,7 @@ def _fmt_evals(evals) -> str:
     parts = []
     for e in evals:
         extra = f" (base {e.base_value:.3g})" if isinstance(e.base_value, (int, float)) else ""
-        parts.append(f"{e.id}={e.value:.3g}{extra}")
+        parts.append(f"{e.id}={e.value:.3g}{extra}")  # id: SUITE.METRIC, as verify and policies name it
     return "; ".join(parts)
 
 
@@ -73,7 +70,7 @@ def register(cli: click.Group) -> None:
     @click.option("--key", "key_name", default=None, metavar="NAME|PATH",
                   help="Signing key (default: the key named 'default', when it exists).")
     @click.option("--no-sign", is_flag=True, help="Publish unsigned even if a default key exists.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the index entry as JSON.")
+    @json_option("Print the index entry as JSON.")
     def publish(patch_dir: Path, registry_url: str | None, key_name: str | None, no_sign: bool, as_json: bool) -> None:
         """Verify, sign and publish a built patch directory.
 
@@ -88,8 +85,8 @@ def register(cli: click.Group) -> None:
             ui.print_json(entry.to_json_dict())
             return
         signed = f"signed by key {key.keyid[:16]}…" if key else "unsigned"
-        ui.console.print(f"published [bold]{entry.id}[/bold] to {reg.url} ({signed}, {entry.size} bytes, "
-                         f"manifest sha256:{entry.manifest_sha256[:16]}…)")
+        ui.out(f"published {entry.id} to {reg.url} ({signed}, {entry.size} bytes, "
+               f"manifest sha256:{entry.manifest_sha256[:16]}…)", markup=False)
 
     @cli.command("search")
     @click.argument("query", required=False, default="")
@@ -99,7 +96,7 @@ def register(cli: click.Group) -> None:
                   help="Only patches built for this base (a sha256:... fingerprint or a base spec).")
     @click.option("--all-versions", is_flag=True, help="One row per version instead of per patch.")
     @click.option("--yanked", is_flag=True, help="Include yanked versions.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @json_option()
     def search(query: str, registry_url: str | None, domain: str | None, base_fp: str | None,
                all_versions: bool, yanked: bool, as_json: bool) -> None:
         """Find patches whose name, summary or domains contain every word of QUERY.
@@ -123,12 +120,12 @@ def register(cli: click.Group) -> None:
         ui.table(None, ["name", "version", "domains", "base", "summary"],
                  [(e.name, e.version + (" (yanked)" if e.yanked else ""), ", ".join(e.domains),
                    f"{e.base_id} ({e.base_fingerprint[:19]}…)", e.summary) for e in hits],
-                 caption=f"{len(hits)} result(s) in index version {idx.index_version}")
+                 caption=f"{len(hits)} result(s) in index version {idx.index_version}", no_wrap=["name", "version", "base"])
 
     @cli.command("show")
     @click.argument("spec")
     @_registry_option
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @json_option()
     def show(spec: str, registry_url: str | None, as_json: bool) -> None:
         """Show a patch's versions, bases, domains and evals: NAME or NAME@SPEC.
 
@@ -158,13 +155,14 @@ def register(cli: click.Group) -> None:
         ui.table(f"{ps.name}: {len(versions)} version(s)", ["version", "published", "base", "domains", "evals", "status"],
                  [(e.version, e.published, e.base_fingerprint[:19] + "…", ", ".join(e.domains), _fmt_evals(e.claims),
                    f"yanked: {e.yank_reason}" if e.yanked and e.yank_reason else ("yanked" if e.yanked else ""))
-                  for e in versions])
+                  for e in versions], no_wrap=["version", "base"])
 
     @cli.command("fetch")
     @click.argument("spec")
     @click.argument("dest", type=click.Path(path_type=Path))
     @_registry_option
-    def fetch(spec: str, dest: Path, registry_url: str | None) -> None:
+    @json_option()
+    def fetch(spec: str, dest: Path, registry_url: str | None, as_json: bool) -> None:
         """Download and verify one version into a new directory DEST: NAME[@SPEC].
 
         Example: llmpatch fetch tox-fix@1.2.1 ./tox-fix
@@ -172,8 +170,14 @@ def register(cli: click.Group) -> None:
         reg = _open(registry_url)
         entry = _pick(reg.index(), spec)
         out = reg.fetch(entry.name, entry.version, dest)
-        ui.console.print(f"fetched {entry.id} from registry {reg.url} into {out} "
-                         f"(verified{' and signature checked' if reg.trust.configured else ', unsigned registry'})")
+        signed = bool(reg.trust.configured)
+        if as_json:
+            ui.print_json({"name": entry.name, "version": entry.version, "path": str(out), "verified": True,
+                           "signature_checked": signed, "manifest_sha256": entry.manifest_sha256,
+                           "registry": reg.url})
+            return
+        ui.out(f"fetched {entry.id} from registry {reg.url} into {out} "
+               f"(verified{' and signature checked' if signed else ', unsigned registry'})", markup=False)
 
     @cli.command("yank")
     @click.argument("spec")
@@ -181,7 +185,8 @@ def register(cli: click.Group) -> None:
     @click.option("--undo", is_flag=True, help="Un-yank the version.")
     @click.option("--reason", default=None, help="Why (shown to users).")
     @click.option("--key", "key_name", default=None, metavar="NAME|PATH", help="Key to re-sign the index with (default: 'default').")
-    def yank(spec: str, registry_url: str | None, undo: bool, reason: str | None, key_name: str | None) -> None:
+    @json_option()
+    def yank(spec: str, registry_url: str | None, undo: bool, reason: str | None, key_name: str | None, as_json: bool) -> None:
         """Hide NAME@VERSION from resolution; exact pins still install it (like cargo yank).
 
         Example: llmpatch yank tox-fix@1.2.0 --reason "regressed on XSTest"
@@ -195,7 +200,11 @@ def register(cli: click.Group) -> None:
         reg = _open(registry_url)
         version = str(ps.range)
         reg.yank(ps.name, version, undo=undo, reason=reason, key=_signing_key(key_name, False))
-        ui.console.print(f"{'un-yanked' if undo else 'yanked'} {ps.name}@{version} in {reg.url}")
+        if as_json:
+            ui.print_json({"name": ps.name, "version": version, "yanked": not undo, "reason": None if undo else reason,
+                           "registry": reg.url})
+            return
+        ui.out(f"{'un-yanked' if undo else 'yanked'} {ps.name}@{version} in {reg.url}", markup=False)
 
     @cli.group("registry")
     def registry_group() -> None:
@@ -206,13 +215,18 @@ def register(cli: click.Group) -> None:
     @click.option("--require-signatures", is_flag=True, help="Refuse unsigned publishes.")
     @click.option("--expires-days", type=float, default=None,
                   help="Each index write expires after this many days (clients refuse a stale index).")
-    def registry_init(url: str, require_signatures: bool, expires_days: float | None) -> None:
+    @json_option()
+    def registry_init(url: str, require_signatures: bool, expires_days: float | None, as_json: bool) -> None:
         """Create a registry (directory or Hub index repo) and write its policy."""
         from llmpatch.registry import RegistryConfig
 
         reg = _open(url)
         reg.init(RegistryConfig(require_signatures=require_signatures, expires_days=expires_days))
-        ui.console.print(f"registry {reg.url} ready (require_signatures={require_signatures}, expires_days={expires_days})")
+        if as_json:
+            ui.print_json({"registry": reg.url, "require_signatures": require_signatures, "expires_days": expires_days})
+            return
+        ui.out(f"registry {reg.url} ready (require_signatures={require_signatures}, expires_days={expires_days})",
+               markup=False)
 
     @cli.group("key")
     def key_group() -> None:
@@ -221,7 +235,7 @@ def register(cli: click.Group) -> None:
     @key_group.command("generate")
     @click.argument("name", default="default")
     @click.option("--force", is_flag=True, help="Replace an existing key of that name.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @json_option()
     def key_generate(name: str, force: bool, as_json: bool) -> None:
         """Create an Ed25519 signing key; share the printed .pub file with customers."""
         from llmpatch import signing
@@ -231,12 +245,12 @@ def register(cli: click.Group) -> None:
         if as_json:
             ui.print_json({"name": name, "keyid": key.keyid, "private": str(priv), "public": str(pub)})
             return
-        ui.console.print(f"key [bold]{name}[/bold] {key.keyid}\n  private: {priv} (keep secret)\n  public:  {pub} "
-                         "(customers run `llmpatch key trust` on it)")
+        ui.out(f"key {name} {key.keyid}\n  private: {priv} (keep secret)\n  public:  {pub} "
+               "(customers run `llmpatch key trust` on it)", markup=False)
 
     @key_group.command("list")
     @_registry_option
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @json_option()
     def key_list(registry_url: str | None, as_json: bool) -> None:
         """List your signing keys and the keys trusted for a registry."""
         from llmpatch import paths, signing
@@ -249,28 +263,33 @@ def register(cli: click.Group) -> None:
             ui.print_json({"own": own, "registry": url, "trusted": trusted,
                            "highest_index_version": trust.highest_index_version})
             return
-        ui.table("your signing keys", ["name", "key id"], [(k["name"], k["keyid"]) for k in own])
+        ui.table("your signing keys", ["name", "key id"], [(k["name"], k["keyid"]) for k in own], no_wrap=["key id"])
         ui.table(f"trusted for {url}", ["key id"], [(k["keyid"],) for k in trusted],
-                 caption=f"highest index version seen: {trust.highest_index_version}")
+                 caption=f"highest index version seen: {trust.highest_index_version}", no_wrap=["key id"])
 
     @key_group.command("trust")
     @click.argument("public_key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @_registry_option
-    def key_trust(public_key: Path, registry_url: str | None) -> None:
+    @json_option()
+    def key_trust(public_key: Path, registry_url: str | None, as_json: bool) -> None:
         """Trust a vendor's public key for a registry: signatures are then required and verified."""
         from llmpatch import paths, signing
 
         key = signing.PublicKey.from_pem(public_key.read_bytes(), source=str(public_key))
         trust = signing.TrustStore(registry_url or paths.default_registry_url())
         trust.trust(key)
-        ui.console.print(f"trusting key {key.keyid} for {trust.url}")
+        if as_json:
+            ui.print_json({"registry": trust.url, "trusted": key.keyid})
+            return
+        ui.out(f"trusting key {key.keyid} for {trust.url}", markup=False)
 
     @key_group.command("untrust")
     @click.argument("keyid", required=False)
     @_registry_option
     @click.option("--all", "untrust_all", is_flag=True,
                   help="Stop trusting every key: the registry is then no longer verified.")
-    def key_untrust(keyid: str | None, registry_url: str | None, untrust_all: bool) -> None:
+    @json_option()
+    def key_untrust(keyid: str | None, registry_url: str | None, untrust_all: bool, as_json: bool) -> None:
         """Stop trusting a key (its full id) for a registry; --all stops verifying the registry."""
         from llmpatch import paths, signing
         from llmpatch.errors import InvalidSpecError
@@ -282,21 +301,30 @@ def register(cli: click.Group) -> None:
             removed = trust.untrust_all()
             ui.err_console.print(f"[yellow]warning: registry {trust.url} is now unverified: unsigned or re-signed "
                                  f"indexes and patches will be accepted ({len(removed)} key(s) removed)[/yellow]")
+            if as_json:
+                ui.print_json({"registry": trust.url, "untrusted": list(removed), "verified": False})
             return
         if keyid is None:
             raise InvalidSpecError("name the key to stop trusting (its full id), or pass --all",
                                    hint="see `llmpatch key list --registry URL`")
         trust.untrust(keyid)
         left = len(trust.keys())
-        ui.console.print(f"no longer trusting {keyid} for {trust.url}"
-                         + ("" if left else " (no key left: signatures are still required; trust the vendor's new key)"))
+        if as_json:
+            ui.print_json({"registry": trust.url, "untrusted": [keyid], "keys_left": left})
+            return
+        ui.out(f"no longer trusting {keyid} for {trust.url}"
+               + ("" if left else " (no key left: signatures are still required; trust the vendor's new key)"), markup=False)
 
     @key_group.command("forget-index")
     @_registry_option
-    def key_forget_index(registry_url: str | None) -> None:
+    @json_option()
+    def key_forget_index(registry_url: str | None, as_json: bool) -> None:
         """Forget the highest index version seen (only after a registry was deliberately recreated)."""
         from llmpatch import paths, signing
 
         trust = signing.TrustStore(registry_url or paths.default_registry_url())
         trust.forget_index()
-        ui.console.print(f"forgot the index version seen for {trust.url}")
+        if as_json:
+            ui.print_json({"registry": trust.url, "highest_index_version": trust.highest_index_version})
+            return
+        ui.out(f"forgot the index version seen for {trust.url}", markup=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from llmpatch import ui
+from llmpatch.commands.options import json_option
 from llmpatch.errors import EvaluationError
 
 
@@ -43,7 +44,8 @@ def _print_tables(data: dict) -> None:
                  [[c["metric"], c["status"], c["message"]] for c in data["policy"]["checks"]])
     verdict = "[green]passed[/green]" if data["passed"] else "[red]FAILED[/red]"
     t = data.get("timing", {})
-    ui.console.print(f"verify {verdict} in {t.get('total_s', 0):.0f} s (generated {t.get('generated', {})})")
+    generated = ", ".join(f"{col} {n}" for col, n in (t.get("generated") or {}).items())
+    ui.out(f"verify {verdict} in {t.get('total_s', 0):.0f} s" + (f" (outputs generated: {generated})" if generated else ""))
 
 
 def register(cli: click.Group) -> None:
@@ -75,7 +77,7 @@ def register(cli: click.Group) -> None:
     @click.option("--report-json", "json_path", type=click.Path(path_type=Path), help="Also write the JSON report here.")
     @click.option("--no-cache", is_flag=True, help="Regenerate base/baseline/reference outputs instead of reusing cached ones.")
     @click.option("--list", "list_suites", is_flag=True, help="List suites and their metrics, then exit.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+    @json_option("Print the report as JSON.")
     def verify_cmd(env_dir, base_spec, patches, reference, system_prompt, suites, prompt_opts, judge_opts, split, limit,
                    max_new_tokens, batch_size, seed, chat, n_boot, policy_path, html_path, json_path, no_cache,
                    list_suites, as_json):
@@ -117,8 +119,9 @@ def register(cli: click.Group) -> None:
                 raise EvaluationError("--env cannot be combined with --base/--patch", hint="verify either an environment or a base and patches")
             base_spec = base_spec or "default"
             patch_list = list(patches)
-        report = run_verify(base_spec, patch_list, reference=reference, system_prompt=system_prompt, options=options,
-                            policy=policy, progress=lambda d, n: ui.progress(d, n, enabled=not as_json), env_dir=env_path)
+        with ui.activity(f"verify {base_spec}" + "".join(f" + {Path(p).name}" for p in patch_list), enabled=not as_json):
+            report = run_verify(base_spec, patch_list, reference=reference, system_prompt=system_prompt, options=options,
+                                policy=policy, progress=lambda d, n: ui.progress(d, n, enabled=not as_json), env_dir=env_path)
         data = report.to_dict()
         if html_path:
             write_html(data, html_path)
@@ -131,5 +134,5 @@ def register(cli: click.Group) -> None:
         else:
             _print_tables(data)
             if html_path:
-                ui.console.print(f"HTML report: {html_path}")
+                ui.out(f"HTML report: {html_path}", markup=False)
         report.raise_for_policy()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from llmpatch import paths
-from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, compose
+from llmpatch.compose import DEFAULT_MAX_VIRTUAL_TOKENS, check_stack, compose
 from llmpatch import atomic
 from llmpatch.env.locking import DEFAULT_TIMEOUT, EnvLock
 from llmpatch.env.records import EnvConfig, Generation, Installed, LockFile, PinnedBase, read_json
@@ -164,6 +164,11 @@ class Environment:
         g = gen or self.current()
         patches = [self.store.verify(p.manifest_sha256, what=f"{p.name} {p.version}") for p in g.patches]
         return compose(patches, self.base_ref, max_virtual_tokens=self.config.max_virtual_tokens)
+
+    def check_stack(self, gen: Generation) -> None:
+        """Every check of :meth:`load_stack` without loading tensors (see ``Store.check``): no torch import."""
+        manifests = [self.store.check(p.manifest_sha256, what=f"{p.name} {p.version}") for p in gen.patches]
+        check_stack(manifests, self.base_ref, max_virtual_tokens=self.config.max_virtual_tokens)
 
     # -- changes --------------------------------------------------------------------------
 

@@ -374,7 +374,7 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
         final.append(Installed(it.name, it.version, it.manifest_sha256, payload, m.num_virtual_tokens,
                                it.requested, it.registry, dict(loc)))
     gen_preview = Generation(1, "", plan.action, plan.command, None, None, env.base_ref.fingerprint, tuple(final))
-    env.load_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
+    env.check_stack(gen_preview)  # every file verified, base, budget, requires/conflicts, as a whole
     atomic.point("new stack verified")
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
@@ -400,8 +400,11 @@ def gate(env: Environment, gen: Generation, previous: int, check: GateCheck, *, 
     )
 
 
-def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]]:
-    """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads."""
+def gc(env: Environment, *, keep_last: int | None = None, dry_run: bool = False) -> dict[str, list[str]]:
+    """Delete generations beyond the last ``keep_last`` (never the current one) and unreferenced payloads.
+
+    ``dry_run``: only report what would be deleted.
+    """
     removed_gens: list[str] = []
     cur = env.current_number()
     activated = env.activated()
@@ -415,13 +418,15 @@ def gc(env: Environment, *, keep_last: int | None = None) -> dict[str, list[str]
             raise EnvironmentStateError(f"--keep-last must be at least 1, got {keep_last}")
         for n in nums[:-keep_last]:
             if n != cur:
-                (env.gen_dir / f"{n}.json").unlink()
+                if not dry_run:
+                    (env.gen_dir / f"{n}.json").unlink()
                 removed_gens.append(str(n))
-    needed = {p.manifest_sha256 for g in env.generations() for p in g.patches}
+    needed = {p.manifest_sha256 for g in env.generations() if str(g.number) not in removed_gens for p in g.patches}
     removed_payloads = []
     for digest in env.store.entries():
         if digest not in needed:
-            env.store.remove(digest)
+            if not dry_run:
+                env.store.remove(digest)
             removed_payloads.append(digest)
     return {"generations": removed_gens, "payloads": removed_payloads}
 

@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from llmpatch.artifact import Patch, read_patch
+from llmpatch.artifact import Patch, read_patch, refuse_pickles, verify_files
 from llmpatch import atomic
 from llmpatch.errors import IntegrityError
-from llmpatch.manifest import MANIFEST_NAME
+from llmpatch.manifest import MANIFEST_NAME, Manifest
 
 TMP_PREFIX = ".tmp-"
 
@@ -81,6 +81,22 @@ class Store:
 
     def verify(self, manifest_sha256: str, *, what: str) -> Patch:
         """Read and fully verify a stored patch (checks its content address too)."""
+        return read_patch(self._addressed(manifest_sha256, what))
+
+    def check(self, manifest_sha256: str, *, what: str) -> Manifest:
+        """Verify a stored patch's bytes without loading its tensor: content address, no pickles, every file's sha256.
+
+        As strong as :meth:`verify` for an entry of this store: it entered only after a full
+        ``read_patch``, and these checks prove its bytes are still the ones that passed. Lets
+        rollback and other stack changes run without importing torch.
+        """
+        p = self._addressed(manifest_sha256, what)
+        refuse_pickles(p)
+        m = Manifest.read(p / MANIFEST_NAME)
+        verify_files(p, m)
+        return m
+
+    def _addressed(self, manifest_sha256: str, what: str) -> Path:
         p = self.path(manifest_sha256)
         if not self.has(manifest_sha256):
             raise IntegrityError(f"{what} is missing from the store ({p})",
@@ -89,7 +105,7 @@ class Store:
         if actual != _hex(manifest_sha256):
             raise IntegrityError(f"{what}: {p}/llmpatch.json has sha256 {actual}, expected {_hex(manifest_sha256)} (modified)",
                                  hint="delete that directory and run `llmpatch sync` to fetch a good copy")
-        return read_patch(p)
+        return p
 
     def problem(self, manifest_sha256: str, *, what: str) -> str | None:
         """Why a stored patch is missing or damaged, or None when it verifies completely."""
