@@ -15,7 +15,7 @@ from llmpatch import __version__
 from llmpatch.errors import LlmpatchError
 
 #: Modules under llmpatch.commands that define ``register(cli)``. One per area, one owner each.
-COMMAND_MODULES = ("core", "registry", "env", "verify", "build")
+COMMAND_MODULES = ("core", "registry", "env", "verify", "build", "serve")
 
 
 class LlmpatchGroup(click.Group):
