@@ -16,6 +16,11 @@ import time
 import uuid
 from typing import Any, AsyncIterator
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from llmpatch.serve.common import APIError, Params, PromptText
 
 log = logging.getLogger(__name__)
@@ -32,11 +37,6 @@ def create_app(backend: Any, *, model_name: str | None = None, api_key: str | No
     answers with the bare base. Requests must send ``Authorization: Bearer <api_key>`` when one
     is set. ``max_tokens`` defaults to ``default_max_tokens`` (capped by the context left).
     """
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     name = model_name or backend.model_id
     limit = max_tokens_limit or backend.context_length
     app = FastAPI(title="llmpatch serve", version="1", docs_url=None, redoc_url=None)
