@@ -153,8 +153,12 @@ def create_app(backend: Any, *, model_name: str | None = None, api_key: str | No
         stream = body.get("stream", False)
         if not isinstance(stream, bool) and stream is not None:
             raise APIError(400, "stream must be a boolean", param="stream")
+        min_tokens = body.get("min_tokens") or 0
+        if not _is_int(min_tokens) or not 0 <= min_tokens <= mt:
+            raise APIError(400, f"min_tokens must be an integer from 0 to max_tokens ({mt}), got {min_tokens!r}",
+                           param="min_tokens")
         return Params(max_tokens=int(mt), temperature=temperature, top_p=top_p, stop=stops,
-                      seed=None if seed is None else int(seed))
+                      seed=None if seed is None else int(seed), min_tokens=int(min_tokens))
 
     async def complete(request: Request, chat: bool):
         body = await read_body(request)

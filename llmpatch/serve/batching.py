@@ -42,6 +42,7 @@ class GenRequest:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    min_tokens: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -55,7 +56,7 @@ class GenRequest:
             mode = ("seeded", id(self))  # alone: its seed must reproduce its output
         else:
             mode = ("sample", self.temperature, self.top_p)
-        return (id(self.model), self.add_special_tokens, mode)
+        return (id(self.model), self.add_special_tokens, self.min_tokens, mode)
 
 
 class _Row:
@@ -169,6 +170,7 @@ class BatchingEngine:
         model = first.model
         cfg = GenerationConfig(
             max_new_tokens=max(r.max_tokens for r in group),
+            min_new_tokens=first.min_tokens,
             do_sample=not first.greedy,
             temperature=first.temperature if not first.greedy else 1.0,
             top_p=first.top_p if not first.greedy else 1.0,

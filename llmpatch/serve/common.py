@@ -15,6 +15,7 @@ class Params:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    min_tokens: int = 0  # vLLM's extension: suppress EOS for the first min_tokens tokens
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class LocalBackend:
         model = served.handle if patched else served.unpatched
         req = GenRequest(model=model, text=prompt.text, add_special_tokens=prompt.add_special_tokens,
                          max_tokens=params.max_tokens, stop=params.stop, temperature=params.temperature,
-                         top_p=params.top_p, seed=params.seed,
+                         top_p=params.top_p, seed=params.seed, min_tokens=params.min_tokens,
                          sink=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
         self.engine.submit(req)
         try:

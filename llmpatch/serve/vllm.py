@@ -171,6 +171,8 @@ class VLLMBackend:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.min_tokens:
+            body["min_tokens"] = params.min_tokens
         text, finish, n_tokens = "", "stop", 0
         async with self.client.stream("POST", "/v1/completions", json=body) as r:
             if r.status_code != 200:
