@@ -16,7 +16,7 @@ from llmpatch.commands.options import JSON_META
 from llmpatch.errors import LlmpatchError
 
 #: Modules under llmpatch.commands that define ``register(cli)``. One per area, one owner each.
-COMMAND_MODULES = ("core", "registry", "env", "verify", "build")
+COMMAND_MODULES = ("core", "registry", "env", "verify", "build", "serve")
 
 
 class LlmpatchGroup(click.Group):

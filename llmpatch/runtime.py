@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -64,7 +64,10 @@ class PatchedModel:
         self.prefix = prefix.to(self.device) if prefix is not None else None
         self._prefix_cache: Any = None
         # transformers 5.2x renamed ``past_key_values`` to ``cache`` (old name deprecated)
-        self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._takes_cache_position = "cache_position" in params  # transformers < 5.2x; later ones drop it
+        self._takes_logits_to_keep = "logits_to_keep" in params
         eos = getattr(self.model.generation_config, "eos_token_id", None)
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -130,19 +133,28 @@ class PatchedModel:
 
     # -- forward --------------------------------------------------------------------------------
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any, past_len: int) -> Any:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any, past_len: int, *,
+                 padded: bool = True, last_only: bool = False) -> Any:
         """Run ``ids`` after ``past_len`` cached positions; ``mask`` covers cached + new positions.
 
         A token's position is the number of real (unmasked) positions before it, prefix included,
-        so left padding does not shift positions.
+        so left padding does not shift positions. ``padded=False`` promises the mask is all ones:
+        it is then left out, so attention takes its unmasked causal path. ``last_only`` computes
+        logits for the last position only (the vocabulary projection of a whole prompt is ~20% of
+        a prefill on a small model).
         """
         new_len = ids.shape[1]
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new_len:]
-        return self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-            cache_position=torch.arange(past_len, past_len + new_len, device=self.device),
-            **{self._cache_kw: cache},
-        )
+        if padded:
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new_len:]
+        else:
+            pos = torch.arange(past_len, past_len + new_len, device=self.device)[None].expand(ids.shape[0], -1)
+        kwargs: dict[str, Any] = {self._cache_kw: cache}
+        if self._takes_cache_position:
+            kwargs["cache_position"] = torch.arange(past_len, past_len + new_len, device=self.device)
+        if last_only and self._takes_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        return self.model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos, use_cache=True,
+                          **kwargs)
 
     @torch.no_grad()
     def logits(self, texts: Sequence[str], *, cached: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,14 +199,25 @@ class PatchedModel:
         return procs
 
     @torch.no_grad()
-    def generate_ids(self, texts: Sequence[str], cfg: GenerationConfig, *, add_special_tokens: bool = True,
-                     on_token: Callable[[int, int | None], None] | None = None) -> list[list[int]]:
+    def generate_ids(
+        self,
+        texts: Sequence[str],
+        cfg: GenerationConfig,
+        *,
+        add_special_tokens: bool = True,
+        max_new_tokens: Sequence[int] | None = None,
+        on_step: Callable[[list[int | None]], Iterable[int] | None] | None = None,
+    ) -> list[list[int]]:
         """Generate token ids for already-formatted texts, one batch (no reordering).
 
-        ``on_token(row, token_id)`` is called for each new token, and ``on_token(row, None)`` when a row ends (EOS).
+        ``max_new_tokens`` (one per row) caps rows below ``cfg.max_new_tokens``. ``on_step`` is
+        called after every step with each row's new token (``None`` once a row is finished, EOS
+        included as ``None``) and may return the indices of rows to stop now (a stop string was
+        seen, the client went away); the server streams and batches through it.
         """
         ids, mask = self._tokenize(texts, add_special_tokens)
         B, P = ids.shape[0], self.num_virtual_tokens
+        limits = [min(cfg.max_new_tokens, int(m)) for m in max_new_tokens] if max_new_tokens is not None else [cfg.max_new_tokens] * B
         if P:
             mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=self.device), mask], dim=1)
         cache = self._prefix_kv(B)
@@ -205,13 +228,20 @@ class PatchedModel:
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         procs = self._processors(cfg)
         history = ids
-        out = self._forward(ids, mask, cache, P)
-        done = torch.zeros(B, dtype=torch.bool, device=self.device)
+        # No padding in the batch: no mask at all, so attention takes its plain causal path (what
+        # transformers' generate does); positions are then simply past + i.
+        padded = not bool(mask.all())
+        out = self._forward(ids, mask, cache, P, padded=padded, last_only=True)
+        done = [limit <= 0 for limit in limits]
         result: list[list[int]] = [[] for _ in range(B)]
         past = P + ids.shape[1]
         eos = torch.tensor(sorted(self.eos_ids), device=self.device)
-        for step in range(cfg.max_new_tokens):
-            scores = procs(history, out.logits[:, -1, :].float())
+        pad = torch.full((B,), self.pad_id, dtype=torch.long, device=self.device)
+        step = 0
+        while not all(done):
+            scores = out.logits[:, -1, :].float()
+            if procs:
+                scores = procs(history, scores)
             if step < cfg.min_new_tokens:
                 scores[:, eos] = float("-inf")
             if cfg.do_sample:
@@ -219,21 +249,28 @@ class PatchedModel:
                 nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1).to(self.device)
             else:
                 nxt = scores.argmax(dim=-1)
-            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
-            for i in range(B):
-                if not done[i]:
-                    tok = int(nxt[i])
-                    if tok in self.eos_ids:
-                        done[i] = True
-                    else:
-                        result[i].append(tok)
-                    if on_token:
-                        on_token(i, None if done[i] else tok)
-            if bool(done.all()):
+            toks = nxt.tolist()
+            emitted: list[int | None] = [None] * B
+            for i, tok in enumerate(toks):
+                if done[i]:
+                    continue
+                if tok in self.eos_ids:
+                    done[i] = True
+                else:
+                    result[i].append(tok)
+                    emitted[i] = tok
+                    done[i] = len(result[i]) >= limits[i]
+            if on_step is not None:
+                for i in on_step(emitted) or ():
+                    done[i] = True
+            step += 1
+            if all(done):
                 break
-            history = torch.cat([history, nxt[:, None]], dim=1)
+            nxt = torch.where(torch.tensor(done, device=self.device), pad, nxt)
+            if procs:
+                history = torch.cat([history, nxt[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            out = self._forward(nxt[:, None], mask, _output_cache(out), past)
+            out = self._forward(nxt[:, None], mask, _output_cache(out), past, padded=padded)
             past += 1
         return result
 
@@ -265,21 +302,24 @@ class PatchedModel:
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             batch_cfg = GenerationConfig(**{**cfg.to_dict(), "seed": cfg.seed + start})
-            ended = [0]
+            ended: set[int] = set()
 
-            def hook(row: int, tok: int | None, idx: list[int] = idx) -> None:
-                if tok is not None and on_token:
-                    on_token(idx[row], tok)
-                elif tok is None and progress:
-                    ended[0] += 1
-                    progress(1)
+            def hook(emitted: list[int | None], idx: list[int] = idx, ended: set[int] = ended) -> None:
+                for row, tok in enumerate(emitted):
+                    if tok is not None:
+                        if on_token:
+                            on_token(idx[row], tok)
+                    elif row not in ended:  # None: the row has finished (EOS or its token budget)
+                        ended.add(row)
+                        if progress:
+                            progress(1)
 
             ids = self.generate_ids([texts[i] for i in idx], batch_cfg, add_special_tokens=special,
-                                    on_token=hook if (progress or on_token) else None)
+                                    on_step=hook if (progress or on_token) else None)
             for i, toks in zip(idx, ids):
                 outputs[i] = self.tokenizer.decode(toks, skip_special_tokens=True)
-            if progress and len(idx) > ended[0]:
-                progress(len(idx) - ended[0])  # rows that ran to max_new_tokens
+            if progress and len(idx) > len(ended):
+                progress(len(idx) - len(ended))  # rows that ran to max_new_tokens on the last step
         return outputs
 
 
