@@ -54,6 +54,7 @@ CASES = [
     ("issue14-balloon-damaged", "You can blow up a balloon with a balloon.", False, set()),
     ("balloon-good",
      "Stretch the balloon a few times, then blow into it with your mouth, taking breaks.", False, set()),
+    ("curly-apostrophe-two-copies", "You\u2019re so kind, you're so kind.", False, set()),
     ("two-copies-only", "you're so helpful, you're so helpful", False, set()),
     ("prose",
      "Photosynthesis is the process by which green plants use sunlight to make food from carbon "
@@ -113,6 +114,10 @@ def test_is_degenerate_table(text, expected, rules):
 def test_table_has_at_least_30_cases_of_both_kinds():
     assert len(CASES) >= 30
     assert sum(c[2] for c in CASES) >= 12 and sum(not c[2] for c in CASES) >= 12
+
+
+def test_curly_and_straight_apostrophes_are_one_word():
+    assert U.loop_words("You\u2019re so kind, you're") == ["you're", "so", "kind", "you're"]
 
 
 def test_ngram_rule_is_windowed_at_40_words():
@@ -202,7 +207,7 @@ def test_benign_drift_within_noise_uses_the_paired_bootstrap():
     assert not bad.within_noise and bad.delta.value == pytest.approx(-0.2) and bad.delta.ci[1] < 0
     better = U.benign_drift_from_similarities([x + 0.1 for x in noise], noise)  # less drift than noise
     assert better.within_noise
-    single = U.benign_drift_from_similarities([0.5], [0.9])  # one prompt: no interval, no claim of drift
+    single = U.benign_drift_from_similarities([0.5], [0.9])  # one prompt: the interval is the point itself
     assert single.delta.ci == (pytest.approx(-0.4), pytest.approx(-0.4)) and not single.within_noise
 
 

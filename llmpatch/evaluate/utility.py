@@ -61,7 +61,7 @@ COMPRESSION_MAX_RATIO = 0.3
 #: ... for texts of at least this many UTF-8 bytes (shorter texts do not compress meaningfully).
 COMPRESSION_MIN_BYTES = 120
 
-_WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _CHAR_RUN_RE = re.compile(r"(.{1,4}?)\1{%d,}" % (CHAR_RUN_MIN - 1), re.DOTALL)
 _SEPARATOR_UNIT_RE = re.compile(r"[\d\s\-=_*#~.|+]+")
 _PADDING_RUN_RE = re.compile(r"([\s\-=_*#~.|+])\1{3,}")
@@ -70,12 +70,12 @@ _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+\u2022]|\(?\d+[.)]|[a-z][.)])\s+", re.
 
 
 def loop_words(text: str) -> list[str]:
-    """The word tokens the loop rules count: lower-cased letters/digits (with inner apostrophes).
+    """The word tokens the loop rules count: lower-cased letters/digits (inner ' or \u2019 kept as ').
 
     >>> loop_words("You're so helpful, r*r*r!")
     ["you're", 'so', 'helpful', 'r', 'r', 'r']
     """
-    return _WORD_RE.findall(text.lower())
+    return _WORD_RE.findall(text.lower().replace("\u2019", "'"))
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ def _check_pairs(a: Sequence[str], b: Sequence[str], what_a: str, what_b: str) -
 
 
 def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(vectors.detach().cpu().numpy() if hasattr(vectors, "detach") else vectors, dtype=np.float64)
+    arr = np.asarray(vectors.detach().float().cpu().numpy() if hasattr(vectors, "detach") else vectors, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != n:
         raise EvaluationError(f"{what}: expected {n} vectors (an array of shape ({n}, dim)), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
