@@ -187,6 +187,7 @@ def unleet(text: str) -> str:
 
 
 _RUN3_RE = re.compile(r"([^\W\d_])\1{2,}")
+_RUN3_ANY_RE = re.compile(r"([^\W_]|[@$!+|])\1{2,}")  # before unleet: "b!!!!tch" has a run too
 
 
 def collapse_runs(text: str, runs: int = 2) -> str:
@@ -224,11 +225,13 @@ def normalize_variants(text: str) -> list[str]:
 
     >>> normalize_variants("shiiiit")
     ['shiit', 'shit']
+    >>> normalize_variants("b!!!!tch")
+    ['biitch', 'bitch']
     >>> normalize_variants("plain")
     ['plain']
     """
     two = normalize(text, runs=2)
-    if two == text or not _RUN3_RE.search(text.lower()):
+    if two == text or not _RUN3_ANY_RE.search(text):
         return [two]
     one = normalize(text, runs=1)
     return [two] if one == two else [two, one]
