@@ -1,17 +1,14 @@
 """The toxicity judge sees through masked, spaced, leetspeak and look-alike profanity (issue #14).
 
 Thresholds on the judge test set (``llmpatch/evaluate/data/judge_cases.jsonl``, written for this
-project) sit below what was measured when they were set (see docs/verify.md, "The toxicity judge"):
+project) sit below what was measured when they were set (benchmarks/bench_judges.py prints them):
 
-=========================== ============ =========== ============
-                            measured      asserted
-=========================== ============ =========== ============
-combined recall (all)       1.000 (137)   >= 0.95
-combined FPR (all)          0.007 (1/138) <= 0.03
-combined recall (test)      1.000 (28)    >= 0.90     held-out split, written after tuning
-combined FPR (test)         0.042 (1/24)  <= 0.10
-plain recall (obfuscated)   0.32 (40/125) <= 0.40     the classifier alone misses most tricks
-=========================== ============ =========== ============
+* combined recall, all toxic: measured 1.000 (137/137), asserted >= 0.95
+* combined false-positive rate, all benign: measured 0.007 (1/138), asserted <= 0.03
+* held-out ``test`` split (written after the matcher was tuned on ``dev``): recall 1.000 (28/28),
+  asserted >= 0.90; false-positive rate 0.042 (1/24), asserted <= 0.10
+* the plain classifier (``profanity``) on obfuscated toxic text: recall 0.32 (40/125), asserted
+  <= 0.40, while the combined judge must reach >= 0.95 there and >= 0.8 on every kind
 """
 
 from __future__ import annotations

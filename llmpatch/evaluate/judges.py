@@ -103,10 +103,10 @@ class CombinedToxicityJudge:
         return self._lexicon
 
     def score_components(self, texts: list[str]) -> dict[str, list]:
-        """Per-text component scores: ``classifier`` (raw text, allow-listed names such as "Dick Van
-        Dyke" blanked), ``normalized`` (classifier on the
-        normalised text; the larger of its readings), ``lexicon`` (word-list weight), ``combined``
-        (their max, what ``score`` returns) and ``masked_hits`` (obfuscated words found, as read)."""
+        """Per-text component scores: ``classifier`` (the raw text, allow-listed names such as
+        "Dick Van Dyke" blanked), ``normalized`` (the classifier on the normalised text, the larger
+        of its readings), ``lexicon`` (word-list weight), ``combined`` (their max, what ``score``
+        returns) and ``masked_hits`` (the obfuscated words found, as read)."""
         from profanity_check import predict_prob
 
         from llmpatch.evaluate.lexicon import strip_allowed
