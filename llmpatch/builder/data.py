@@ -49,17 +49,27 @@ class TrainPrompt:
     chat: bool | None = None
 
 
-def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False) -> list[bool | None]:
+def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False, text: str = "") -> list[bool | None]:
     """How a prompt whose file row says ``form`` is used under ``generation.chat``.
 
     >>> prompt_forms(None, True), prompt_forms("continuation", "both"), prompt_forms("chat", "both")
     ([None], [True, False], [True])
+    >>> prompt_forms("chat", "mixed"), prompt_forms("continuation", "mixed", anchor=True)
+    ([True], [False])
 
+    ``"both"`` uses a continuation prompt both ways; ``"mixed"`` one way, chosen by the sha256 of
+    its text (half chat, half plain, at half the cost; everyday anchors keep their own form).
     Utility (anchor) prompts keep to the forms the recipe trains: a continuation prompt is not
     an everyday chat request, so ``chat = true`` recipes skip it (and ``false`` skips chat ones).
     """
     if chat == "both":
         return [True] if form == "chat" else [True, False]
+    if chat == "mixed":
+        if form == "chat":
+            return [True]
+        if anchor and form == "continuation":
+            return [False]
+        return [hashlib.sha256(text.encode()).digest()[0] % 2 == 0]
     if anchor and form in ("chat", "continuation") and (form == "chat") != bool(chat):
         return []
     return [None]
@@ -84,7 +94,8 @@ def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
             except LlmpatchError as exc:
                 raise RecipeError(f"{where} source {src!r}: {exc.message}", hint=exc.hint) from None
             for it in items:
-                for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=kind == "anchor"):
+                for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=kind == "anchor",
+                                         text=it.text):
                     if (it.text, chat) not in seen:
                         seen.add((it.text, chat))
                         out.append(TrainPrompt(it.id, it.text, kind, chat))
@@ -246,12 +257,12 @@ def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scor
             p = prompts[i]
             items[i] = {"id": p.id, "prompt": p.text, "kind": "anchor", "reference": y, "reference_unsafety": float(u),
                         "fallback": False, "samples": [], "sample_unsafety": [], "degenerate": is_degenerate(y)}
-    if gen.chat == "both" or len(set(chats)) > 1:
+    if gen.chat in ("both", "mixed") or len(set(chats)) > 1:
         for it, c in zip(items, chats):
             it["chat"] = c  # type: ignore[index]
     data = {
         "schema_version": 1, "key": key, "domain": recipe.domain,
-        "chat": ("both" if template else False) if gen.chat == "both" else default_chat,
+        "chat": (gen.chat if template else False) if gen.chat in ("both", "mixed") else default_chat,
         "base": model.base.info.fingerprint, "reference": reference, "judges": scorer.describe(),
         "generation": gen.to_dict(), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
         "items": items,

@@ -196,7 +196,8 @@ class GenerationSection(Section):
     """``[generation]``: how M (and M') are sampled for the training data."""
 
     #: True: chat template; False: continue the prompt as text; "both": each prompt both ways (a
-    #: prompt whose file row says ``form = "chat"`` only as chat), as deployed models are used
+    #: prompt whose file row says ``form = "chat"`` only as chat), as deployed models are used;
+    #: "mixed": each prompt one way, half of them each (by the sha256 of the text)
     chat: bool | str = True
     max_new_tokens: int = 48
     temperature: float = 1.0
@@ -206,8 +207,8 @@ class GenerationSection(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.chat not in (True, False, "both"):
-            raise RecipeError(f"generation.chat is {self.chat!r}, expected true, false or \"both\"")
+        if self.chat not in (True, False, "both", "mixed"):
+            raise RecipeError(f"generation.chat is {self.chat!r}, expected true, false, \"both\" or \"mixed\"")
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ def load_utility_validation(recipe: Recipe) -> list[tuple[Any, bool | None]]:
             raise RecipeError(f"utility.prompts source {src!r}: {exc.message}",
                               hint="selection scores the 'validation' split of the utility prompts; " + (exc.hint or "")) from None
         for it in got:
-            out.extend((it, chat) for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=True))
+            out.extend((it, chat) for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=True,
+                                                           text=it.text))
     return out
 
 
@@ -141,7 +142,8 @@ def _forms(recipe: Recipe, items: Sequence[Any]) -> list[tuple[str, bool | None]
     """Each validation prompt in the forms the recipe trains (both ways for ``chat = "both"``)."""
     from llmpatch.builder.data import prompt_forms
 
-    return [(it.text, c) for it in items for c in prompt_forms(it.meta.get("form"), recipe.generation.chat)]
+    return [(it.text, c) for it in items
+            for c in prompt_forms(it.meta.get("form"), recipe.generation.chat, text=it.text)]
 
 
 def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
