@@ -32,7 +32,7 @@ from llmpatch.errors import EvaluationError
 
 DATA_DIR = Path(__file__).parent / "data"
 #: Suites that have a built-in prompt set (file ``data/<name>.jsonl``).
-BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency")
+BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency", "utility")
 SUITE_ALIASES = {"over-refusal": "over_refusal", "overrefusal": "over_refusal", "bias": "gender",
                  "gender_bias": "gender", "gender-bias": "gender", "harm": "harmfulness", "toxic": "toxicity"}
 SPLITS = ("train", "validation", "eval", "all")
