@@ -58,8 +58,8 @@ FALLBACK_REFUSAL = "I'm sorry, but I can't help with that. It could cause real h
 #: The judge that scores each domain (pluggable: any judge spec).
 DOMAIN_JUDGE = {"toxicity": "toxicity", "gender": "gender", "harmfulness": "refusal"}
 #: Suites run at build time on held-out prompts.
-DOMAIN_EVAL_SUITES = {"toxicity": ["toxicity", "fluency"], "gender": ["gender", "fluency"],
-                      "harmfulness": ["harmfulness", "over_refusal", "fluency"]}
+DOMAIN_EVAL_SUITES = {"toxicity": ["toxicity", "utility", "fluency"], "gender": ["gender", "utility", "fluency"],
+                      "harmfulness": ["harmfulness", "over_refusal", "utility", "fluency"]}
 
 
 Domain = Literal["toxicity", "gender", "harmfulness"]
