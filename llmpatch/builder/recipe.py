@@ -452,7 +452,7 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
                 except Exception as exc:
                     raise RecipeError(f"{source}: {table}.{section}[{i}] {src!r}: {exc}") from None
                 continue
-            path_text = src.partition("#")[0]
+            path_text = src.partition("?")[0].partition("#")[0]
             path = Path(path_text).expanduser()
             if not path.is_absolute() and root is not None and (root / path).exists():
                 path = root / path
