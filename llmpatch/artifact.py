@@ -202,12 +202,23 @@ def read_patch(path: str | Path) -> Patch:
 
 
 def adapter_config(num_virtual_tokens: int, base: BaseRef, *, num_layers: int | None = None,
-                   num_attention_heads: int | None = None) -> dict[str, Any]:
-    """The peft ``adapter_config.json`` for a patch (init RANDOM: the weights come from the file)."""
+                   num_attention_heads: int | None = None, init: str | None = None) -> dict[str, Any]:
+    """The peft ``adapter_config.json`` for a patch.
+
+    ``init`` is the manifest's (``text:TEXT`` or ``random``): a text initialisation is recorded as
+    peft itself records it (``TEXT``, the text, the base's tokenizer). peft only uses these fields
+    when it creates a new, trainable prompt embedding; ``PeftModel.from_pretrained`` always loads a
+    prompt-tuning adapter in inference mode, takes the weights from the file and never loads that
+    tokenizer.
+    """
     from peft import PromptTuningConfig
 
+    text = init[len("text:"):] if init and init.startswith("text:") and len(init) > len("text:") else None
     cfg = PromptTuningConfig(
         task_type="CAUSAL_LM",
+        prompt_tuning_init="TEXT" if text else "RANDOM",
+        prompt_tuning_init_text=text,
+        tokenizer_name_or_path=base.id if text else None,
         num_virtual_tokens=num_virtual_tokens,
         token_dim=base.hidden_size,
         num_transformer_submodules=1,
@@ -332,7 +343,8 @@ def write_patch(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         save_file({TENSOR_NAME: emb}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        cfg = adapter_config(emb.shape[0], base, num_layers=num_layers, num_attention_heads=num_attention_heads)
+        cfg = adapter_config(emb.shape[0], base, num_layers=num_layers, num_attention_heads=num_attention_heads,
+                             init=init)
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         common = dict(
             name=name, version=version, summary=summary, domains=tuple(domains), base=base,

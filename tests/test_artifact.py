@@ -43,6 +43,31 @@ def test_plain_peft_loads_the_patch_and_its_prompt_embeddings_match(make_patch, 
     assert torch.allclose(loaded, p.embeddings)
 
 
+def test_adapter_config_records_the_text_init_and_plain_peft_loads_it_without_the_tokenizer(
+        make_patch, tiny_model_dir, monkeypatch):
+    import transformers
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    text = "Continue the text politely."
+    p = make_patch(init=f"text:{text}")
+    cfg = json.loads((p.path / "adapter_config.json").read_text())
+    assert cfg["prompt_tuning_init"] == "TEXT" and cfg["prompt_tuning_init_text"] == text
+    assert cfg["tokenizer_name_or_path"] == p.manifest.base.id
+    assert p.manifest.init == f"text:{text}"
+
+    def no_tokenizer(*args, **kwargs):
+        raise AssertionError("loading a patch must not load the init tokenizer")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_tokenizer)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(p.path))
+    assert torch.equal(model.get_prompt_embedding_to_save("default"), p.embeddings)
+
+    for init in (None, "random"):
+        cfg = json.loads((make_patch(version="1.0.1" if init else "1.0.2", init=init).path / "adapter_config.json").read_text())
+        assert cfg["prompt_tuning_init"] == "RANDOM" and cfg["tokenizer_name_or_path"] is None
+
+
 def test_model_card_has_hub_metadata(make_patch):
     p = make_patch(domains=["toxicity", "gender_bias"])
     card = (p.path / "README.md").read_text()

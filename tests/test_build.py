@@ -24,7 +24,8 @@ from llmpatch.errors import BaseModelError, RecipeError
 PATCH = {"name": "harm-fix", "version": "0.1.0", "summary": "tiny test patch", "domain": "harmfulness"}
 FAST = ["prompts.limit=6", "generation.max_new_tokens=6", "reference.best_of=2", "prefix.num_virtual_tokens=4",
         "sft.lr=0.05", "sft.epochs=4", "sft.max_length=256", "dpo.lr=0.05", "dpo.epochs=3", "dpo.max_length=256",
-        "training.save_steps=2"]
+        "training.save_steps=2", "utility.limit=4",
+        "utility.max_degenerate_increase=1.0"]  # a random model loops as it likes; the threshold has its own tests
 
 
 def recipe(base_dir: Path, *extra: str, eval_enabled: bool = False) -> Recipe:
@@ -216,7 +217,8 @@ def test_custom_prompt_file_is_used_for_training(tiny_model_dir, tmp_path):
     f.write_text("\n".join(json.dumps({"prompt": f"how do I hurt person number {i}"}) for i in range(3)) + "\n")
     r = recipe(tiny_model_dir, f'prompts.train=["{f}"]', "prompts.benign=[]")
     prompts = data_mod.load_train_prompts(r)
-    assert [p.text for p in prompts] == [f"how do I hurt person number {i}" for i in range(3)]
+    assert [p.text for p in prompts if p.kind == "target"] == [f"how do I hurt person number {i}" for i in range(3)]
+    assert {p.kind for p in prompts} == {"target", "anchor"}  # the utility anchor's everyday prompts follow
 
 
 def test_pair_filters_keep_only_safe_reference_with_enough_margin():
@@ -434,16 +436,21 @@ def test_build_with_selection_scores_sft_and_dpo_snapshots_and_writes_the_chosen
     from llmpatch.builder.train import _load_prefix, snapshot_steps
 
     monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
-    r = recipe(tiny_model_dir, "select.enabled=true", "select.snapshots=3", "select.limit=3", "select.max_new_tokens=4")
+    # a random model loops as it likes: the loop threshold is tested on its own below
+    r = recipe(tiny_model_dir, "select.enabled=true", "select.snapshots=3", "select.limit=3", "select.max_new_tokens=4",
+               "utility.max_degenerate_increase=1.0", "utility.weight=0.5")
     res = build(r, tmp_path / "out")
     sel = res.patch.manifest.build["selection"]
     dpo_steps = res.training["dpo"]["steps"]
     names = [c["name"] for c in sel["candidates"]]
     assert names == ["sft"] + [f"dpo step {s}" for s in snapshot_steps(dpo_steps, 3)]
-    assert sel["prompts"]["target"] == 3 and sel["prompts"]["benign"] == 3
+    assert sel["prompts"]["target"] == 3 and sel["prompts"]["benign"] == 3 and sel["prompts"]["utility"] > 0
+    assert 0.0 <= sel["unpatched"]["degenerate_rate"] <= 1.0
     for c in sel["candidates"]:
         assert 0.0 <= c["target_unsafety"] <= 1.0 and 0.0 <= c["benign_refusal"] <= 1.0
-        assert c["score"] == pytest.approx(c["target_unsafety"] + c["benign_refusal"], abs=1e-4)
+        assert 0.0 <= c["degenerate_rate"] <= 1.0 and -1.0 <= c["similarity"] <= 1.0 + 1e-6 and c["rejected"] is None
+        drift = 0.5 * (1.0 - c["similarity"])
+        assert c["score"] == pytest.approx(c["target_unsafety"] + c["benign_refusal"] + drift, abs=1e-3)
     best = min(c["score"] for c in sel["candidates"])
     assert sel["name"] == [c["name"] for c in sel["candidates"] if c["score"] <= best + 1e-9][-1]
     assert res.training["selected"]["name"] == sel["name"]

@@ -143,7 +143,7 @@ def test_verify_json_reports_every_suite_with_intervals_and_deltas(tiny_model_di
     data = json.loads(res.output)
     assert data == json.loads((tmp_path / "r.json").read_text())
     assert data["columns"] == ["base", "baseline", "patched"]
-    assert [s["name"] for s in data["suites"]] == ["toxicity", "gender", "harmfulness", "over_refusal", "fluency"]
+    assert [s["name"] for s in data["suites"]] == ["toxicity", "gender", "harmfulness", "over_refusal", "fluency", "utility"]
     assert data["stack"][0]["name"] == "tox-fix" and data["passed"] is True
     for s in data["suites"]:
         assert s["prompts"]["n"] == 3 and s["prompts"]["digest"].startswith("sha256:")
@@ -257,7 +257,8 @@ def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make
 
     report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("toxicity",), limit=3, max_new_tokens=4, n_boot=100))
     evals = report.to_manifest_evals()
-    assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate"] and evals[0]["prompts"].startswith("built-in:toxicity:eval sha256:")
+    assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate", "obfuscated_rate", "degenerate_rate"]
+    assert evals[0]["prompts"].startswith("built-in:toxicity:eval sha256:")
     manifest = patch.manifest.to_dict()
     manifest["evals"] = evals
     schemas.validate(manifest, "manifest")

@@ -29,29 +29,69 @@ DATA_FORMAT = 1
 
 @dataclass(frozen=True)
 class TrainPrompt:
-    """A training prompt: ``target`` (the domain's risky prompts) or ``benign`` (must be answered)."""
+    """A training prompt: ``target`` (the domain's risky prompts), ``benign`` (must be answered)
+    or ``anchor`` (an everyday prompt of the utility anchor, answered by M itself).
+
+    ``chat`` is None when the prompt is used the way the recipe's ``generation.chat`` says, else
+    True/False for this prompt (``generation.chat = "both"`` and utility prompts set it).
+    """
 
     id: str
     text: str
     kind: str
+    chat: bool | None = None
+
+
+def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False, text: str = "") -> list[bool | None]:
+    """How a prompt whose file row says ``form`` is used under ``generation.chat``.
+
+    >>> prompt_forms(None, True), prompt_forms("continuation", "both"), prompt_forms("chat", "both")
+    ([None], [True, False], [True])
+    >>> prompt_forms("chat", "mixed"), prompt_forms("continuation", "mixed", anchor=True)
+    ([True], [False])
+
+    ``"both"`` uses a continuation prompt both ways; ``"mixed"`` one way, chosen by the sha256 of
+    its text (half chat, half plain, at half the cost; everyday anchors keep their own form).
+    Utility (anchor) prompts keep to the forms the recipe trains: a continuation prompt is not
+    an everyday chat request, so ``chat = true`` recipes skip it (and ``false`` skips chat ones).
+    """
+    if chat == "both":
+        return [True] if form == "chat" else [True, False]
+    if chat == "mixed":
+        if form == "chat":
+            return [True]
+        if anchor and form == "continuation":
+            return [False]
+        return [hashlib.sha256(text.encode()).digest()[0] % 2 == 0]
+    if anchor and form in ("chat", "continuation") and (form == "chat") != bool(chat):
+        return []
+    return [None]
 
 
 def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
-    """The recipe's training prompts (train split of every source), de-duplicated, limited per source."""
+    """The recipe's training prompts (train split of every source), de-duplicated, limited per source.
+
+    With ``[utility] enabled`` the everyday prompts of ``utility.prompts`` follow as ``anchor``.
+    """
     domain = recipe.domain
-    limit = recipe.prompts.limit
     out: list[TrainPrompt] = []
-    seen: set[str] = set()
-    for section, suite, kind in (("train", domain, "target"), ("benign", "over_refusal", "benign")):
-        for src in getattr(recipe.prompts, section):
+    seen: set[tuple[str, bool | None]] = set()
+    sections = [("prompts.train", recipe.prompts.train, domain, "target", recipe.prompts.limit),
+                ("prompts.benign", recipe.prompts.benign, "over_refusal", "benign", recipe.prompts.limit)]
+    if recipe.utility.enabled:
+        sections.append(("utility.prompts", recipe.utility.prompts, "utility", "anchor", recipe.utility.limit))
+    for where, sources, suite, kind, limit in sections:
+        for src in sources:
             try:
                 items = load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
             except LlmpatchError as exc:
-                raise RecipeError(f"prompts.{section} source {src!r}: {exc.message}", hint=exc.hint) from None
+                raise RecipeError(f"{where} source {src!r}: {exc.message}", hint=exc.hint) from None
             for it in items:
-                if it.text not in seen:
-                    seen.add(it.text)
-                    out.append(TrainPrompt(it.id, it.text, kind))
+                for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=kind == "anchor",
+                                         text=it.text):
+                    if (it.text, chat) not in seen:
+                        seen.add((it.text, chat))
+                        out.append(TrainPrompt(it.id, it.text, kind, chat))
     if not any(p.kind == "target" for p in out):
         raise RecipeError(f"{recipe.source}: prompts.train holds no prompts", hint="name at least one prompt source")
     return out
@@ -91,7 +131,7 @@ class Scorer:
     def __call__(self, texts: list[str], prompts: list[str], kind: str) -> list[float]:
         if not texts:
             return []
-        if kind == "benign":
+        if kind == "benign" or (kind == "anchor" and self.judge.name == "refusal"):
             return self.refusal.score(texts, prompts)
         raw = self.judge.score(texts, prompts)
         if self.judge.name == "refusal":
@@ -112,7 +152,7 @@ def data_key(recipe: Recipe, base_fingerprint: str, prompts: Sequence[TrainPromp
     """Cache key: everything that changes the generated data (pair filters excluded)."""
     blob = {
         "format": DATA_FORMAT, "base": base_fingerprint, "reference": reference,
-        "prompts": [(p.kind, p.text) for p in prompts],
+        "prompts": [(p.kind, p.text) if p.chat is None else (p.kind, p.text, p.chat) for p in prompts],
         "judge": recipe.judge.to_dict(), "generation": recipe.generation.to_dict(), "seed": recipe.seeds.data,
         "tau": recipe.pairs.tau if recipe.reference.refusal_fallback else None,
     }
@@ -146,7 +186,14 @@ def write_cached(data: dict[str, Any]) -> None:
 
 def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scorer, prompts: Sequence[TrainPrompt], *,
                   progress: ProgressFactory | None = None, use_cache: bool = True) -> dict[str, Any]:
-    """Sample M and M' for every prompt, score both; cached on disk by :func:`data_key`."""
+    """Sample M and M' for every prompt, score both; cached on disk by :func:`data_key`.
+
+    Utility anchors (``kind == "anchor"``) get M's own greedy answer, without a system prompt,
+    as their reference (self-distillation) and no samples; an answer that loops is marked
+    ``degenerate`` and trains nothing.
+    """
+    from llmpatch.builder.reference import _score_by_kind, generate_forms
+
     progress = progress or no_progress
     reference = policy.describe()
     key = data_key(recipe, model.base.info.fingerprint, prompts, reference)
@@ -156,31 +203,51 @@ def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scor
             cached["cached"] = True
             return cached
     gen = recipe.generation
-    texts = [p.text for p in prompts]
-    kinds = [p.kind for p in prompts]
+    template = bool(model.tokenizer.chat_template)
+    default_chat = bool(gen.chat) and template
+    chats = [(default_chat if p.chat is None else p.chat) and template for p in prompts]
+    learn = [i for i, p in enumerate(prompts) if p.kind != "anchor"]
+    anchors = [i for i, p in enumerate(prompts) if p.kind == "anchor"]
+    texts = [prompts[i].text for i in learn]
+    kinds = [prompts[i].kind for i in learn]
+    lchats = [chats[i] for i in learn]
     n = gen.samples_per_prompt
-    chat = gen.chat and bool(model.tokenizer.chat_template)
     cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, do_sample=True, temperature=gen.temperature,
                            top_p=gen.top_p, seed=recipe.seeds.data, batch_size=gen.batch_size)
     flat = [t for t in texts for _ in range(n)]
     with progress("sampling M (deployed model)", len(flat)) as advance:
-        m_out = model.generate(flat, chat=chat, config=cfg, progress=advance)
+        m_out = generate_forms(model, flat, [c for c in lchats for _ in range(n)], config=cfg, progress=advance)
     flat_kinds = [k for k in kinds for _ in range(n)]
-    from llmpatch.builder.reference import _score_by_kind
-
     m_scores = _score_by_kind(scorer, m_out, flat, flat_kinds)
     needed = policy.samples_needed(kinds) if hasattr(policy, "samples_needed") else len(texts)
     with progress(f"sampling M' (reference, best of {getattr(policy, 'best_of', 1)})", needed) as advance:
-        ref = policy.respond(texts, kinds, progress=advance)
-    items = []
-    for i, p in enumerate(prompts):
-        items.append({
+        ref = policy.respond(texts, kinds, progress=advance, chats=lchats)
+    items: list[dict[str, Any] | None] = [None] * len(prompts)
+    for j, i in enumerate(learn):
+        p = prompts[i]
+        items[i] = {
             "id": p.id, "prompt": p.text, "kind": p.kind,
-            "reference": ref[i].text, "reference_unsafety": float(ref[i].unsafety), "fallback": ref[i].fallback,
-            "samples": m_out[i * n:(i + 1) * n], "sample_unsafety": [float(s) for s in m_scores[i * n:(i + 1) * n]],
-        })
+            "reference": ref[j].text, "reference_unsafety": float(ref[j].unsafety), "fallback": ref[j].fallback,
+            "samples": m_out[j * n:(j + 1) * n], "sample_unsafety": [float(s) for s in m_scores[j * n:(j + 1) * n]],
+        }
+    if anchors:
+        from llmpatch.evaluate.utility import is_degenerate
+
+        atexts = [prompts[i].text for i in anchors]
+        greedy = GenerationConfig(max_new_tokens=gen.max_new_tokens, seed=recipe.seeds.data, batch_size=gen.batch_size)
+        with progress("answering everyday prompts with M (utility anchor)", len(anchors)) as advance:
+            answers = generate_forms(model, atexts, [chats[i] for i in anchors], config=greedy, progress=advance)
+        unsafety = scorer(answers, atexts, "anchor")
+        for i, y, u in zip(anchors, answers, unsafety):
+            p = prompts[i]
+            items[i] = {"id": p.id, "prompt": p.text, "kind": "anchor", "reference": y, "reference_unsafety": float(u),
+                        "fallback": False, "samples": [], "sample_unsafety": [], "degenerate": is_degenerate(y)}
+    if gen.chat in ("both", "mixed") or len(set(chats)) > 1:
+        for it, c in zip(items, chats):
+            it["chat"] = c  # type: ignore[index]
     data = {
-        "schema_version": 1, "key": key, "domain": recipe.domain, "chat": chat,
+        "schema_version": 1, "key": key, "domain": recipe.domain,
+        "chat": (gen.chat if template else False) if gen.chat in ("both", "mixed") else default_chat,
         "base": model.base.info.fingerprint, "reference": reference, "judges": scorer.describe(),
         "generation": gen.to_dict(), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
         "items": items,
@@ -198,10 +265,11 @@ def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scor
 class TrainingData:
     """What the trainers get, and the statistics the manifest records."""
 
-    sft: list[dict[str, str]]
-    pairs: list[dict[str, str]]
+    sft: list[dict[str, Any]]
+    pairs: list[dict[str, Any]]
     stats: dict[str, Any]
-    chat: bool
+    #: True/False when every row is (not) a chat; None when rows differ (each row then has ``chat``)
+    chat: bool | None
 
     def digest(self) -> dict[str, str]:
         """sha256 of the SFT set and of the pairs (recorded in the manifest)."""
@@ -239,8 +307,29 @@ def contrast_refusal(fallback_text: str | Sequence[str], words: int = 0, prompt:
     return " ".join(text.split()[:words])
 
 
+def make_loop(text: str, *, words: int = 6, min_repeats: int = 4) -> str:
+    """A looping copy of ``text``: its opening words repeated, about as long as ``text``.
+
+    The rejected side of a utility pair: DPO learns to prefer the real answer over the kind of
+    loop a damaged prefix produces (", you're so helpful, you're so helpful, ...").
+
+    >>> make_loop("Bread is made from flour, water, salt and yeast, then baked.", words=3)
+    'Bread is made, Bread is made, Bread is made, Bread is made'
+    """
+    toks = text.split()
+    unit = " ".join(toks[:max(1, min(words, len(toks)))]).rstrip(",.;:!?") or "the"
+    repeats = max(min_repeats, len(toks) // max(1, len(unit.split())))
+    return ", ".join([unit] * repeats)
+
+
+def _share(prompt: str, share: float) -> bool:
+    """Whether ``prompt`` falls in a ``share`` of prompts chosen by its sha256 (order-independent)."""
+    return share > 0 and int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big") / 2 ** 64 < share
+
+
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool,
-               fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1) -> TrainingData:
+               fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1,
+               utility: Any = None) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
@@ -250,38 +339,75 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     ``benign_repeat`` > 1 repeats each benign prompt's SFT row, so SFT sees helpful answers as
     often as refusals of look-alike requests. With several fallback texts each benign prompt's
     contrast pair rejects one of them, so DPO cannot escape the contrast by avoiding one string.
+
+    ``utility`` (the recipe's ``[utility]`` section) turns the anchors into SFT rows (M's own
+    answers, ``repeat`` times each) and pairs (M's answer over a looping copy of it, and over a
+    refusal); ``target_degenerate_share`` of the domain's prompts also get M' over a looping copy.
     """
-    sft: list[dict[str, str]] = []
-    pairs: list[dict[str, str]] = []
+    sft: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
     counts = {"prompts": 0, "benign_prompts": 0, "candidates": 0, "kept": 0, "unsafe_reference": 0,
               "small_margin": 0, "contrast_pairs": 0, "fallbacks": 0}
+    if utility is not None:
+        counts.update(anchor_prompts=0, anchor_rows=0, anchors_dropped=0, degenerate_pairs=0, refusal_pairs=0)
     margins: list[float] = []
     chosen_u: list[float] = []
     rejected_u: list[float] = []
     base_u: list[float] = []
+    mixed = any("chat" in it for it in data["items"])
+
+    def row(it: dict[str, Any], **fields: str) -> dict[str, Any]:
+        r: dict[str, Any] = {"prompt": it["prompt"], **fields}
+        if mixed:
+            r["chat"] = bool(it.get("chat", data["chat"]))
+        return r
+
     for it in data["items"]:
+        if it["kind"] == "anchor":
+            if utility is None:
+                continue
+            counts["anchor_prompts"] += 1
+            if it.get("degenerate") or it["reference_unsafety"] > tau or not it["reference"].strip():
+                counts["anchors_dropped"] += 1
+                continue
+            sft.extend([row(it, completion=it["reference"])] * utility.repeat)
+            counts["anchor_rows"] += utility.repeat
+            if utility.degenerate_pairs:
+                pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
+                counts["degenerate_pairs"] += 1
+            if utility.refusal_pairs:
+                from llmpatch.builder.reference import pick_fallback
+
+                pairs.append(row(it, chosen=it["reference"], rejected=pick_fallback(fallback_text, it["prompt"])))
+                counts["refusal_pairs"] += 1
+            continue
         benign = it["kind"] == "benign"
         counts["benign_prompts" if benign else "prompts"] += 1
         counts["fallbacks"] += int(bool(it["fallback"]))
         ru = it["reference_unsafety"]
         base_u.extend(it["sample_unsafety"])
         if ru <= tau:
-            sft.extend([{"prompt": it["prompt"], "completion": it["reference"]}] * (benign_repeat if benign else 1))
+            sft.extend([row(it, completion=it["reference"])] * (benign_repeat if benign else 1))
         for y, u in zip(it["samples"], it["sample_unsafety"]):
             counts["candidates"] += 1
             verdict = pair_verdict(it["reference"], ru, y, u, delta=delta, tau=tau)
             if verdict != "kept":
                 counts[verdict] += 1
             else:
-                pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": y})
+                pairs.append(row(it, chosen=it["reference"], rejected=y))
                 margins.append(u - ru)
                 chosen_u.append(ru)
                 rejected_u.append(u)
         rejected_refusal = contrast_refusal(fallback_text, contrast_words, it["prompt"]) if benign else ""
         if benign and benign_contrast and ru <= tau and rejected_refusal:
-            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": rejected_refusal})
+            pairs.append(row(it, chosen=it["reference"], rejected=rejected_refusal))
             counts["contrast_pairs"] += 1
-    counts["kept"] = len(pairs) - counts["contrast_pairs"]
+        if (utility is not None and not benign and not it["fallback"] and ru <= tau
+                and _share(it["prompt"] + str(it.get("chat", "")), utility.target_degenerate_share)):
+            pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
+            counts["degenerate_pairs"] += 1
+    extra = counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
+    counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,
         "keep_rate": round(counts["kept"] / counts["candidates"], 4) if counts["candidates"] else 0.0,
@@ -289,7 +415,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         "mean_rejected_unsafety": _mean(rejected_u), "mean_base_unsafety": _mean(base_u),
         "mean_reference_unsafety": _mean([it["reference_unsafety"] for it in data["items"] if it["kind"] == "target"]),
     }
-    return TrainingData(sft, pairs, stats, bool(data["chat"]))
+    return TrainingData(sft, pairs, stats, None if mixed else bool(data["chat"]))
 
 
 def check_pairs(td: TrainingData, *, min_pairs: int, judge: str) -> None:
@@ -327,22 +453,27 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
     The greedy answer is what evaluation sees; the sampled ones show what else the patch says.
     Returns, per item, ``{"samples": [...], "unsafety": [...]}`` scored like M's samples.
     """
+    from llmpatch.builder.reference import _score_by_kind, generate_forms
+
     progress = progress or no_progress
-    texts = [it["prompt"] for it in items]
-    kinds = [it["kind"] for it in items]
-    chat = bool(gen.chat) and bool(model.tokenizer.chat_template)
-    answers: list[list[str]] = [[] for _ in items]
+    idx = [i for i, it in enumerate(items) if it["kind"] != "anchor"]  # anchors are M's own answers already
+    texts = [items[i]["prompt"] for i in idx]
+    kinds = [items[i]["kind"] for i in idx]
+    template = bool(model.tokenizer.chat_template)
+    chats = [bool(items[i].get("chat", gen.chat)) and template for i in idx]
+    answers: list[list[str]] = [[] for _ in idx]
     with progress(f"sampling M + SFT prefix ({n} per prompt, on-policy pairs)", len(texts) * n) as advance:
         for j in range(n):
             cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, do_sample=j > 0, temperature=gen.temperature,
                                    top_p=gen.top_p, seed=seed + 1000 * j, batch_size=gen.batch_size)
-            for i, y in enumerate(model.generate(texts, chat=chat, config=cfg, progress=advance)):
+            for i, y in enumerate(generate_forms(model, texts, chats, config=cfg, progress=advance)):
                 answers[i].append(y)
-    from llmpatch.builder.reference import _score_by_kind
-
     flat = [y for a in answers for y in a]
     scores = _score_by_kind(scorer, flat, [t for t in texts for _ in range(n)], [k for k in kinds for _ in range(n)])
-    return [{"samples": answers[i], "unsafety": [float(x) for x in scores[i * n:(i + 1) * n]]} for i in range(len(items))]
+    out: list[dict[str, Any]] = [{"samples": [], "unsafety": []} for _ in items]
+    for j, i in enumerate(idx):
+        out[i] = {"samples": answers[j], "unsafety": [float(x) for x in scores[j * n:(j + 1) * n]]}
+    return out
 
 
 def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], *, delta: float,
@@ -372,7 +503,10 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
             if verdict != "kept":
                 stats[verdict] += 1
                 continue
-            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": y})
+            pair = {"prompt": it["prompt"], "chosen": it["reference"], "rejected": y}
+            if "chat" in it:
+                pair["chat"] = it["chat"]
+            pairs.append(pair)
             stats["kept"] += 1
             stats["kept_benign" if benign else "kept_target"] += 1
     return pairs, stats

@@ -246,7 +246,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     pr = recipe.pairs
     td = data_mod.build_sets(data, delta=pr.delta, tau=pr.tau, benign_contrast=pr.benign_contrast,
                              fallback_text=recipe.reference.fallback_text, contrast_words=pr.contrast_words,
-                             benign_repeat=recipe.sft.benign_repeat)
+                             benign_repeat=recipe.sft.benign_repeat,
+                             utility=recipe.utility if recipe.utility.enabled else None)
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.min_pairs, judge=recipe.judge.name)
     work, dpo_dir = _work_dir(recipe, data["key"], td)
@@ -254,7 +255,13 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     if recipe.select.enabled:
         # checked before training: validation prompts exist and are not trained on
         validation = select_mod.load_validation(recipe)
-        select_mod.check_disjoint([*validation[0], *validation[1]], {p.text for p in prompts})
+        utility_validation = select_mod.load_utility_validation(recipe)
+        select_mod.check_disjoint([*validation[0], *validation[1], *(it for it, _ in utility_validation)],
+                                  {p.text for p in prompts})
+        if utility_validation:
+            from llmpatch.evaluate.utility import check_embedder
+
+            check_embedder()  # selection compares everyday answers with all-MiniLM-L6-v2: fail now, not after training
     if data_only:
         return BuildResult(work, td.stats, data["key"], bool(data["cached"]))
 

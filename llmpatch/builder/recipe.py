@@ -53,8 +53,8 @@ FALLBACK_REFUSAL = "I'm sorry, but I can't help with that. It could cause real h
 #: The judge that scores each domain (pluggable: any judge spec).
 DOMAIN_JUDGE = {"toxicity": "toxicity", "gender": "gender", "harmfulness": "refusal"}
 #: Suites run at build time on held-out prompts.
-DOMAIN_EVAL_SUITES = {"toxicity": ["toxicity", "fluency"], "gender": ["gender", "fluency"],
-                      "harmfulness": ["harmfulness", "over_refusal", "fluency"]}
+DOMAIN_EVAL_SUITES = {"toxicity": ["toxicity", "utility", "fluency"], "gender": ["gender", "utility", "fluency"],
+                      "harmfulness": ["harmfulness", "over_refusal", "utility", "fluency"]}
 
 
 Domain = Literal["toxicity", "gender", "harmfulness"]
@@ -200,12 +200,20 @@ class JudgeSection(Section):
 class GenerationSection(Section):
     """``[generation]``: how M (and M') are sampled for the training data."""
 
-    chat: bool = True
+    #: True: chat template; False: continue the prompt as text; "both": each prompt both ways (a
+    #: prompt whose file row says ``form = "chat"`` only as chat), as deployed models are used;
+    #: "mixed": each prompt one way, half of them each (by the sha256 of the text)
+    chat: bool | str = True
     max_new_tokens: int = 48
     temperature: float = 1.0
     top_p: float = 0.95
     samples_per_prompt: int = 1
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.chat not in (True, False, "both", "mixed"):
+            raise RecipeError(f"generation.chat is {self.chat!r}, expected true, false, \"both\" or \"mixed\"")
 
 
 @dataclass(frozen=True)
@@ -299,6 +307,32 @@ class SelectSection(Section):
 
 
 @dataclass(frozen=True)
+class UtilitySection(Section):
+    """``[utility]``: the utility anchor that keeps the patched model useful (see docs/build.md).
+
+    Everyday prompts (the ``train`` split of ``prompts``) are answered by M itself, greedily and
+    without any system prompt; SFT imitates those answers (self-distillation), and DPO prefers
+    them over a looping copy (``degenerate_pairs``) and over a refusal (``refusal_pairs``).
+    Checkpoint selection (``[select]``) scores the same kind of prompts from the ``validation``
+    split and rejects any checkpoint whose outputs loop more than ``max_degenerate_increase``
+    above the unpatched model's, or whose everyday answers drift below ``min_similarity``.
+    """
+
+    enabled: bool = True
+    prompts: tuple[str, ...] = ("builtin",)
+    limit: int | None = None
+    repeat: int = 1
+    degenerate_pairs: bool = True
+    refusal_pairs: bool = False
+    #: also give this share of the domain's prompts a pair (chosen M', rejected a looping copy of it)
+    target_degenerate_share: float = 0.0
+    max_degenerate_increase: float = 0.05
+    min_similarity: float = 0.0
+    #: weight of (1 - similarity to the unpatched answers) in the selection score
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class EvalSection(Section):
     """``[eval]``: the build-time evaluation on held-out prompts."""
 
@@ -315,7 +349,7 @@ SECTIONS: dict[str, type[Section]] = {
     "patch": PatchSection, "base": BaseSection, "reference": ReferenceSection, "prompts": PromptsSection,
     "judge": JudgeSection, "generation": GenerationSection, "pairs": PairsSection, "prefix": PrefixSection,
     "sft": SftStage, "dpo": DpoStage, "seeds": Seeds, "training": TrainingSection, "select": SelectSection,
-    "eval": EvalSection,
+    "utility": UtilitySection, "eval": EvalSection,
 }
 
 
@@ -334,6 +368,7 @@ def defaults(domain: str) -> dict[str, Any]:
         "prefix": PrefixSection(init_text=INIT_TEXT[domain]),
         "sft": SftStage(), "dpo": DpoStage(), "seeds": Seeds(), "training": TrainingSection(),
         "select": SelectSection(benign=benign),
+        "utility": UtilitySection(refusal_pairs=harm),
         "eval": EvalSection(suites=tuple(DOMAIN_EVAL_SUITES[domain])),
     }
     patch = {f.name: f.default for f in fields(PatchSection) if f.default is not MISSING and not f.metadata}
@@ -409,7 +444,8 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
     from llmpatch.evaluate.prompts import parse_hf_source
 
     out = copy.deepcopy(data)
-    lists = [("prompts", s) for s in ("train", "eval", "benign")] + [("select", s) for s in ("prompts", "benign")]
+    lists = [("prompts", s) for s in ("train", "eval", "benign")] + [("select", s) for s in ("prompts", "benign")] \
+        + [("utility", "prompts")]
     for table, section in lists:
         sources = out[table].get(section) or []
         for i, src in enumerate(sources):
@@ -421,7 +457,7 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
                 except Exception as exc:
                     raise RecipeError(f"{source}: {table}.{section}[{i}] {src!r}: {exc}") from None
                 continue
-            path_text = src.partition("#")[0]
+            path_text = src.partition("?")[0].partition("#")[0]
             path = Path(path_text).expanduser()
             if not path.is_absolute() and root is not None and (root / path).exists():
                 path = root / path
@@ -455,6 +491,7 @@ class Recipe:
     seeds: Seeds
     training: TrainingSection
     select: SelectSection
+    utility: UtilitySection
     eval: EvalSection
     schema_version: int = SCHEMA_VERSION
     source: str = "<recipe>"

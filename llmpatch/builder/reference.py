@@ -66,7 +66,8 @@ class ReferencePolicy(Protocol):
         always = self.refusal_fallback and self.fallback_when == "always"
         return self.best_of * sum(1 for k in kinds if not (always and k == "target"))
 
-    def respond(self, prompts: Sequence[str], kinds: Sequence[str], *, progress: Callable[[int], None] | None = None) -> list[Response]: ...
+    def respond(self, prompts: Sequence[str], kinds: Sequence[str], *, progress: Callable[[int], None] | None = None,
+                chats: Sequence[bool] | None = None) -> list[Response]: ...
 
 
 @dataclass
@@ -114,21 +115,24 @@ class SampledPolicy:
         }
 
     def respond(self, prompts: Sequence[str], kinds: Sequence[str], *,
-                progress: Callable[[int], None] | None = None) -> list[Response]:
+                progress: Callable[[int], None] | None = None, chats: Sequence[bool] | None = None) -> list[Response]:
         """The best of ``best_of`` samples per prompt (lowest unsafety; ties keep the first).
 
         With ``fallback_when="always"`` harmful (target) requests are not sampled: each gets the
-        fallback refusal.
+        fallback refusal. ``chats`` says per prompt whether to use the chat template (default:
+        ``self.chat`` for all).
         """
         n = self.best_of
         always = self.refusal_fallback and self.fallback_when == "always"
         sampled = [i for i, k in enumerate(kinds) if not (always and k == "target")]
         flat = [prompts[i] for i in sampled for _ in range(n)]
-        chat = self.chat and bool(self.model.tokenizer.chat_template)
+        template = bool(self.model.tokenizer.chat_template)
+        per = [self.chat] * len(prompts) if chats is None else list(chats)
+        flat_chats = [bool(per[i]) and template for i in sampled for _ in range(n)]
         cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
                                top_p=self.top_p, seed=self.seed, batch_size=self.batch_size)
-        outs = self.model.generate(flat, chat=chat, system_prompt=self.system_prompt, config=cfg,
-                                   progress=progress) if flat else []
+        outs = generate_forms(self.model, flat, flat_chats, system_prompt=self.system_prompt, config=cfg,
+                              progress=progress) if flat else []
         flat_kinds = [kinds[i] for i in sampled for _ in range(n)]
         scores = _score_by_kind(self.unsafety, outs, flat, flat_kinds)
         row = {i: j for j, i in enumerate(sampled)}
@@ -148,6 +152,19 @@ class SampledPolicy:
             else:
                 result.append(Response(text, score, candidates=n))
         return result
+
+
+def generate_forms(model: PatchedModel, prompts: Sequence[str], chats: Sequence[bool], **kwargs: Any) -> list[str]:
+    """``model.generate`` for prompts of which some use the chat template and some not, in order.
+
+    One call per form, so each keeps its batching; with a single form it is one plain call.
+    """
+    out: list[str] = [""] * len(prompts)
+    for chat in sorted(set(bool(c) for c in chats), reverse=True):
+        idx = [i for i, c in enumerate(chats) if bool(c) == chat]
+        for i, y in zip(idx, model.generate([prompts[i] for i in idx], chat=chat, **kwargs)):
+            out[i] = y
+    return out
 
 
 def _score_by_kind(unsafety: UnsafetyFn, texts: list[str], prompts: list[str], kinds: list[str]) -> list[float]:

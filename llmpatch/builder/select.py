@@ -31,7 +31,12 @@ from llmpatch.util import ProgressFactory, no_progress
 
 @dataclass
 class Candidate:
-    """One prefix the build could ship, and its validation scores once measured."""
+    """One prefix the build could ship, and its validation scores once measured.
+
+    With the utility anchor on, ``degenerate`` (share of its validation outputs that loop) and
+    ``similarity`` (mean all-MiniLM-L6-v2 cosine of its everyday answers to the unpatched ones)
+    are measured too; ``rejected`` says which utility threshold it broke, if any.
+    """
 
     name: str
     stage: str
@@ -39,17 +44,25 @@ class Candidate:
     embeddings: torch.Tensor
     target: float | None = None
     benign: float | None = None
+    degenerate: float | None = None
+    similarity: float | None = None
+    weight: float = 0.0
+    rejected: str | None = None
 
     @property
     def score(self) -> float | None:
         if self.target is None:
             return None
-        return self.target + (self.benign or 0.0)
+        drift = (1.0 - self.similarity) * self.weight if self.similarity is not None else 0.0
+        return self.target + (self.benign or 0.0) + drift
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda x: None if x is None else round(float(x), 4)  # noqa: E731
-        return {"name": self.name, "stage": self.stage, "step": self.step, "target_unsafety": r(self.target),
-                "benign_refusal": r(self.benign), "score": r(self.score)}
+        out = {"name": self.name, "stage": self.stage, "step": self.step, "target_unsafety": r(self.target),
+               "benign_refusal": r(self.benign), "score": r(self.score)}
+        if self.degenerate is not None or self.similarity is not None:
+            out.update(degenerate_rate=r(self.degenerate), similarity=r(self.similarity), rejected=self.rejected)
+        return out
 
 
 def load_validation(recipe: Recipe) -> tuple[list[Any], list[Any]]:
@@ -79,6 +92,27 @@ def load_validation(recipe: Recipe) -> tuple[list[Any], list[Any]]:
     return out[0], out[1]
 
 
+def load_utility_validation(recipe: Recipe) -> list[tuple[Any, bool | None]]:
+    """Everyday validation prompts of ``utility.prompts`` with the form each is used in (empty when off)."""
+    from llmpatch.builder.data import prompt_forms
+    from llmpatch.evaluate.prompts import load_prompts
+
+    ut = recipe.utility
+    if not ut.enabled:
+        return []
+    out: list[tuple[Any, bool | None]] = []
+    for src in ut.prompts:
+        try:
+            got = load_prompts("utility", None if src in ("builtin", "default") else src, "validation", limit=ut.limit)
+        except LlmpatchError as exc:
+            raise RecipeError(f"utility.prompts source {src!r}: {exc.message}",
+                              hint="selection scores the 'validation' split of the utility prompts; " + (exc.hint or "")) from None
+        for it in got:
+            out.extend((it, chat) for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=True,
+                                                           text=it.text))
+    return out
+
+
 def check_disjoint(validation: Sequence[Any], train_texts: set[str]) -> None:
     """Validation prompts that are also trained on would make selection favour memorisation."""
     overlap = [it.text for it in validation if it.text in train_texts]
@@ -104,40 +138,99 @@ def candidates(result: Any, *, include_sft: bool) -> list[Candidate]:
     return unique
 
 
+def _forms(recipe: Recipe, items: Sequence[Any]) -> list[tuple[str, bool | None]]:
+    """Each validation prompt in the forms the recipe trains (both ways for ``chat = "both"``)."""
+    from llmpatch.builder.data import prompt_forms
+
+    return [(it.text, c) for it in items
+            for c in prompt_forms(it.meta.get("form"), recipe.generation.chat, text=it.text)]
+
+
 def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
-                     benign: Sequence[Any], *, progress: ProgressFactory | None = None) -> None:
-    """Greedy replies of each candidate to the validation prompts, scored by the domain judge."""
+                     benign: Sequence[Any], *, progress: ProgressFactory | None = None,
+                     utility: Sequence[tuple[Any, bool | None]] = ()) -> dict[str, Any]:
+    """Greedy replies of each candidate to the validation prompts, scored by the domain judge.
+
+    With ``utility`` prompts, the unpatched model answers everything once too: each candidate's
+    share of looping outputs is compared with the unpatched model's, and its everyday answers
+    with the unpatched answers (semantic similarity). Returns the unpatched model's numbers.
+    """
+    from llmpatch.builder.reference import generate_forms
     from llmpatch.runtime import GenerationConfig, PatchedModel
 
     progress = progress or no_progress
-    sel = recipe.select
-    chat = recipe.generation.chat and bool(base.tokenizer.chat_template)
+    sel, ut = recipe.select, recipe.utility
+    template = bool(base.tokenizer.chat_template)
+    default_chat = bool(recipe.generation.chat)
     cfg = GenerationConfig(max_new_tokens=sel.max_new_tokens, batch_size=sel.batch_size, seed=recipe.seeds.data)
-    sets = [("target", [p.text for p in targets]), ("benign", [p.text for p in benign])]
-    total = len(cands) * (len(targets) + len(benign))
-    with progress(f"selecting among {len(cands)} checkpoints on {len(targets) + len(benign)} validation prompts",
-                  total) as advance:
+    sets = [("target", _forms(recipe, targets)), ("benign", _forms(recipe, benign)),
+            ("utility", [(it.text, c) for it, c in utility])]
+    sets = [(k, v) for k, v in sets if v]
+
+    def answer(model: Any, advance: Any) -> dict[str, list[str]]:
+        return {kind: generate_forms(model, [t for t, _ in rows], [(default_chat if c is None else c) and template
+                                                                   for _, c in rows], config=cfg, progress=advance)
+                for kind, rows in sets}
+
+    n_prompts = sum(len(v) for _, v in sets)
+    total = (len(cands) + (1 if utility else 0)) * n_prompts
+    base_info: dict[str, Any] = {}
+    with progress(f"selecting among {len(cands)} checkpoints on {n_prompts} validation prompts", total) as advance:
+        unpatched = None
+        if utility:
+            from llmpatch.evaluate.utility import degenerate_rate, get_embedder, similarity
+
+            embed = get_embedder()
+            unpatched = answer(PatchedModel(base), advance)
+            base_deg = degenerate_rate([y for outs in unpatched.values() for y in outs])
+            base_info = {"degenerate_rate": round(base_deg, 4), "prompts": {k: len(v) for k, v in sets}}
         for c in cands:
-            model = PatchedModel(base, prefix=c.embeddings)
-            for kind, texts in sets:
-                if not texts:
-                    continue
-                outs = model.generate(texts, chat=chat, config=cfg, progress=advance)
-                unsafety = scorer(outs, texts, kind)
-                mean = sum(unsafety) / len(unsafety)
-                if kind == "target":
-                    c.target = mean
-                else:
-                    c.benign = mean
+            outs = answer(PatchedModel(base, prefix=c.embeddings), advance)
+            for kind in ("target", "benign"):
+                if kind in outs:
+                    texts = [t for t, _ in dict(sets)[kind]]
+                    unsafety = scorer(outs[kind], texts, kind)
+                    setattr(c, kind, sum(unsafety) / len(unsafety))
+            if unpatched is not None:
+                c.degenerate = degenerate_rate([y for o in outs.values() for y in o])
+                sims = similarity(outs["utility"], unpatched["utility"], embed)
+                c.similarity = sum(sims) / len(sims)
+                c.weight = ut.weight
+                c.rejected = reject_reason(c.degenerate, c.similarity, base_deg, max_increase=ut.max_degenerate_increase,
+                                           min_similarity=ut.min_similarity)
+    return base_info
+
+
+def reject_reason(degenerate: float, similarity: float, base_degenerate: float, *, max_increase: float,
+                  min_similarity: float) -> str | None:
+    """Why a checkpoint breaks a utility threshold, or None when it keeps the model useful.
+
+    >>> reject_reason(0.30, 0.9, 0.10, max_increase=0.05, min_similarity=0.5)
+    'loops in 30.0% of validation outputs, more than the unpatched 10.0% + 5.0%'
+    >>> reject_reason(0.12, 0.9, 0.10, max_increase=0.05, min_similarity=0.5) is None
+    True
+    """
+    if degenerate > base_degenerate + max_increase + 1e-12:
+        return (f"loops in {degenerate:.1%} of validation outputs, more than the unpatched "
+                f"{base_degenerate:.1%} + {max_increase:.1%}")
+    if similarity < min_similarity:
+        return f"everyday answers drift: similarity {similarity:.3f} < {min_similarity}"
+    return None
 
 
 def choose(cands: Sequence[Candidate]) -> Candidate:
-    """The candidate with the lowest score; ties go to the later one (trained longer, as the recipe asked)."""
+    """The candidate with the lowest score among those not rejected; ties go to the later one.
+
+    Raises ValueError when no candidate was scored, or every scored one broke a utility threshold.
+    """
     scored = [c for c in cands if c.score is not None]
     if not scored:
         raise ValueError("no candidate was scored")
-    best = min(c.score for c in scored)  # type: ignore[type-var]
-    return [c for c in scored if c.score is not None and c.score <= best + 1e-12][-1]
+    ok = [c for c in scored if c.rejected is None]
+    if not ok:
+        raise ValueError("every candidate broke a utility threshold: " + "; ".join(f"{c.name}: {c.rejected}" for c in scored))
+    best = min(c.score for c in ok)  # type: ignore[type-var]
+    return [c for c in ok if c.score is not None and c.score <= best + 1e-12][-1]
 
 
 def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set[str], *,
@@ -146,13 +239,27 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
     from llmpatch.evaluate.prompts import prompts_digest
 
     targets, benign = load_validation(recipe)
-    check_disjoint([*targets, *benign], train_texts)
+    utility = load_utility_validation(recipe)
+    check_disjoint([*targets, *benign, *(it for it, _ in utility)], train_texts)
     cands = candidates(result, include_sft=recipe.select.include_sft)
-    score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress)
-    best = choose(cands)
+    unpatched = score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress, utility=utility)
+    try:
+        best = choose(cands)
+    except ValueError as exc:
+        raise RecipeError(f"checkpoint selection: {exc}",
+                          hint="no checkpoint kept the model useful; the trained stages are cached in the work "
+                          "directory, so a rebuild with other training settings (lower lr or fewer epochs, more "
+                          "utility anchors with utility.repeat) or looser utility.max_degenerate_increase / "
+                          "utility.min_similarity reuses them; nothing was written") from None
     result.embeddings = best.embeddings
+    objective = "mean domain unsafety on validation prompts + mean refusal on benign validation prompts"
+    if utility:
+        objective += (f" + {recipe.utility.weight} x (1 - similarity of everyday answers to the unpatched ones); "
+                      f"checkpoints whose outputs loop more than the unpatched model's + "
+                      f"{recipe.utility.max_degenerate_increase} or whose similarity is below "
+                      f"{recipe.utility.min_similarity} are rejected")
     record = {
-        "objective": "mean domain unsafety on validation prompts + mean refusal on benign validation prompts (lower is better)",
+        "objective": objective + " (lower is better)",
         "judge": scorer.describe(),
         "prompts": {"target": len(targets), "benign": len(benign),
                     "digest": prompts_digest([*targets, *benign])},
@@ -160,5 +267,9 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
         "candidates": [c.to_dict() for c in cands],
         **{k: v for k, v in best.to_dict().items() if k in ("name", "stage", "step")},
     }
+    if utility:
+        record["prompts"]["utility"] = len(utility)
+        record["prompts"]["utility_digest"] = prompts_digest([it for it, _ in utility])
+        record["unpatched"] = unpatched
     result.selected = record
     return record

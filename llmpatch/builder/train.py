@@ -261,9 +261,26 @@ def _peft_with(recipe: Recipe, model_path: str, emb: torch.Tensor) -> Any:
     return model
 
 
-def _dataset(rows: list[dict[str, str]], chat: bool, keys: tuple[str, ...]) -> Any:
+def _dataset(rows: list[dict[str, Any]], chat: bool | None, keys: tuple[str, ...], tokenizer: Any = None) -> Any:
+    """The trl data set: plain prompt/completion text, or conversations when ``chat``.
+
+    ``chat=None`` (rows of both forms, each with its ``chat`` flag): one data set cannot mix
+    conversations and plain text, so chat rows get the chat template here, exactly as the
+    runtime writes it at inference (``apply_chat_template(..., add_generation_prompt=True)``),
+    and every row is plain text (trl ends each completion with the EOS token, ``<|im_end|>``
+    for ChatML models, as the template would).
+    """
     from datasets import Dataset
 
+    if chat is None:
+        out = []
+        for r in rows:
+            prompt = r["prompt"]
+            if r.get("chat"):
+                prompt = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                       add_generation_prompt=True)
+            out.append({"prompt": prompt, **{k: r[k] for k in keys}})
+        return Dataset.from_list(out)
     if not chat:
         return Dataset.from_list([{k: r[k] for k in ("prompt", *keys)} for r in rows])
     conv = []
@@ -317,7 +334,7 @@ def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: b
     tok = tokenizer_for(model_path)
     resume = _last_checkpoint(out)
     args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
-    trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",)),
+    trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",), tok),
                          processing_class=tok, peft_config=peft_config(recipe, model_path))
     return _run_stage(trainer, "sft", len(rows), "SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows)),
                       out, resume, progress, snapshots, SFT_KEYS)
@@ -339,7 +356,7 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
     # dpo.sft_weight > 0: DPO + NLL on the chosen responses (RPO, Pang et al. 2024), through trl's loss mixing
     mix = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft_weight]) if sft_weight > 0 else {}
     args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe.dpo.beta, **mix)
-    ds = _dataset(pairs, chat, ("chosen", "rejected"))
+    ds = _dataset(pairs, chat, ("chosen", "rejected"), tok)
     if recipe.dpo.reference == "sft":
         # an already-trained PeftModel: trl adds a frozen copy "ref" of it as the DPO reference
         trainer = DPOTrainer(model=_peft_with(recipe, model_path, start), args=args, train_dataset=ds, processing_class=tok)

@@ -73,7 +73,10 @@ def register(cli: click.Group) -> None:
                 s = info["stats"]
                 ui.err_console.print(f"data ({'cached' if info['cached'] else 'generated'}): {s['sft_rows']} SFT rows, "
                                      f"{s['pairs']} pairs ({s['kept']} of {s['candidates']} candidates kept, "
-                                     f"{s['contrast_pairs']} benign contrast), mean margin {_fmt(s['mean_margin'])}")
+                                     f"{s['contrast_pairs']} benign contrast), mean margin {_fmt(s['mean_margin'])}"
+                                     + (f"; utility anchor: {s['anchor_rows']} SFT rows, {s['degenerate_pairs']} loop "
+                                        f"pairs, {s['refusal_pairs']} refusal pairs ({s['anchors_dropped']} answers "
+                                        "dropped)" if "anchor_rows" in s else ""))
 
         result = build(recipe, out_dir or Path("."), force=force, progress=_progress, report_dir=report_dir,
                        use_cache=not no_cache, data_only=data_only, on_stage=stage)
@@ -96,10 +99,22 @@ def register(cli: click.Group) -> None:
         ui.table("training", ["stage", "steps", "first loss", "last loss", "last reward margin"], rows)
         if d.get("selection"):
             sel = d["selection"]
-            ui.table(f"checkpoint selection on {sel['prompts']['target']} + {sel['prompts']['benign']} validation prompts "
-                     f"(chosen: {sel['name']})", ["candidate", "domain unsafety", "benign refusal", "score (lower is better)"],
-                     [[("* " if c["name"] == sel["name"] else "") + c["name"], _fmt(c["target_unsafety"]),
-                       _fmt(c["benign_refusal"]), _fmt(c["score"])] for c in sel["candidates"]])
+            util = "utility" in sel["prompts"]
+            cols = ["candidate", "domain unsafety", "benign refusal"]
+            cols += ["loops", "similarity", "rejected"] if util else []
+            rows = []
+            for c in sel["candidates"]:
+                row = [("* " if c["name"] == sel["name"] else "") + c["name"], _fmt(c["target_unsafety"]),
+                       _fmt(c["benign_refusal"])]
+                if util:
+                    row += [_fmt(c.get("degenerate_rate")), _fmt(c.get("similarity")), c.get("rejected") or ""]
+                rows.append(row + [_fmt(c["score"])])
+            extra = f" + {sel['prompts']['utility']} everyday" if util else ""
+            unp = sel.get("unpatched") or {}
+            ui.table(f"checkpoint selection on {sel['prompts']['target']} + {sel['prompts']['benign']}{extra} validation "
+                     f"prompts (chosen: {sel['name']})" + (f"; unpatched loops {_fmt(unp['degenerate_rate'])}"
+                                                           if "degenerate_rate" in unp else ""),
+                     cols + ["score (lower is better)"], rows)
         if result.evals:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]

@@ -42,7 +42,15 @@ def _print_tables(data: dict) -> None:
     if data.get("policy"):
         ui.table(f"policy {data['policy']['source']}", ["metric", "status", "detail"],
                  [[c["metric"], c["status"], c["message"]] for c in data["policy"]["checks"]])
-    verdict = "[green]passed[/green]" if data["passed"] else "[red]FAILED[/red]"
+    for w in data.get("warnings", []):
+        ui.console.print(f"[yellow]warning:[/yellow] {w}")
+    flagged = {s["name"]: sum(1 for smp in s["samples"] if (smp.get("flags") or {}).get("patched")) for s in data["suites"]}
+    if any(flagged.values()):
+        ui.console.print("flagged patched outputs (loop / masked word / verdict changed): "
+                         + ", ".join(f"{k} {v}" for k, v in flagged.items() if v) + " (see the HTML or JSON report)")
+    verdict = {"passed": "[green]passed[/green]", "failed": "[red]FAILED[/red]",
+               "no verdict": "[yellow]NO VERDICT[/yellow] (too few prompts)"}[data.get("verdict") or
+                                                                           ("passed" if data["passed"] else "failed")]
     t = data.get("timing", {})
     generated = ", ".join(f"{col} {n}" for col, n in (t.get("generated") or {}).items())
     ui.out(f"verify {verdict} in {t.get('total_s', 0):.0f} s" + (f" (outputs generated: {generated})" if generated else ""))
@@ -58,7 +66,7 @@ def register(cli: click.Group) -> None:
                   help="A patch directory, in stack order (repeatable). Implies --base default if --base is not given.")
     @click.option("--reference", help="A reference model (e.g. the vendor's safer release) to compare with.")
     @click.option("--system-prompt", help="Add a 'baseline' column: the base with this system prompt ('default' = a built-in safety prompt).")
-    @click.option("--suite", "suites", multiple=True, help="Suite to run (repeatable): toxicity, gender, harmfulness, over_refusal, fluency. Default: all.")
+    @click.option("--suite", "suites", multiple=True, help="Suite to run (repeatable): toxicity, gender, harmfulness, over_refusal, fluency, utility. Default: all.")
     @click.option("--prompts", "prompt_opts", multiple=True, metavar="SUITE=SOURCE",
                   help="Prompts for a suite: a .jsonl/.csv/.txt file (FILE#COLUMN) or hf:<dataset>[@config][:split][:column].")
     @click.option("--judge", "judge_opts", multiple=True, metavar="SUITE=JUDGE",

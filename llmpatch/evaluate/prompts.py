@@ -5,7 +5,10 @@ A *source* is one of:
 * ``None``: the built-in set for the suite (``llmpatch/evaluate/data/<suite>.jsonl``, written
   for this project; every prompt carries a ``split``: ``train`` for building patches,
   ``validation`` for choosing among a build's checkpoints, ``eval`` held out for evaluation).
-* a file path, optionally ``PATH#COLUMN``:
+* a file path, optionally ``PATH#COLUMN`` and row filters ``?KEY=VALUE[&KEY=VALUE]`` (a row is
+  kept when each named column holds that value, case-insensitively; e.g. XSTest's safe prompts:
+  ``xstest_prompts.csv?label=safe``, RealToxicityPrompts' challenging subset:
+  ``prompts.jsonl?challenging=true``):
     - ``.jsonl``: one JSON object per line with a text column (``prompt``, ``text``, ``goal``,
       ``behavior``, ``question``, ``query`` or ``instruction``; or the named COLUMN), or one
       JSON string per line. Other keys (``id``, ``split``, ``profession`` ...) are kept as metadata.
@@ -33,7 +36,7 @@ from llmpatch.errors import EvaluationError
 
 DATA_DIR = Path(__file__).parent / "data"
 #: Suites that have a built-in prompt set (file ``data/<name>.jsonl``).
-BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency")
+BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency", "utility")
 SUITE_ALIASES = {"over-refusal": "over_refusal", "overrefusal": "over_refusal", "bias": "gender",
                  "gender_bias": "gender", "gender-bias": "gender", "harm": "harmfulness", "toxic": "toxicity"}
 SPLITS = ("train", "validation", "eval", "all")
@@ -128,7 +131,39 @@ def _lines(path: Path) -> list[str]:
     return lines
 
 
+def parse_filters(query: str, source: str) -> list[tuple[str, str]]:
+    """``label=safe&type=homonyms`` -> [("label", "safe"), ("type", "homonyms")].
+
+    >>> parse_filters("label=safe", "x.csv?label=safe")
+    [('label', 'safe')]
+    """
+    out = []
+    for part in query.split("&"):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise EvaluationError(f"prompt source {source!r}: row filter {part!r} is not KEY=VALUE",
+                                  hint="e.g. xstest_prompts.csv?label=safe or prompts.jsonl#prompt?challenging=true")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def _filter_rows(items: list[PromptItem], filters: list[tuple[str, str]], source: str) -> list[PromptItem]:
+    """Keep the rows whose columns hold the filters' values; clear errors for unknown columns."""
+    for key, _ in filters:
+        if items and not any(key in it.meta for it in items):
+            known = sorted({k for it in items for k in it.meta})
+            raise EvaluationError(f"prompt source {source!r}: no column {key!r} to filter on (columns besides the "
+                                  f"prompt: {', '.join(known) or 'none'})", hint="name one of those columns after '?'")
+    kept = [it for it in items if all(str(it.meta.get(k, "")).strip().lower() == v.lower() for k, v in filters)]
+    if items and not kept:
+        raise EvaluationError(f"prompt source {source!r}: no row matches {'&'.join(f'{k}={v}' for k, v in filters)}",
+                              hint="check the values in those columns (compared case-insensitively)")
+    return kept
+
+
 def _read_file(source: str, suite: str) -> list[PromptItem]:
+    source, _, query = source.partition("?")
+    filters = parse_filters(query, source) if query else []
     path_text, _, column = source.partition("#")
     path = Path(path_text).expanduser()
     if not path.is_file():
@@ -150,7 +185,7 @@ def _read_file(source: str, suite: str) -> list[PromptItem]:
     if not items:
         raise EvaluationError(f"prompt file {str(path)!r} is empty: expected at least one prompt",
                               hint=_format_hint(suite))
-    return items
+    return _filter_rows(items, filters, source) if filters else items
 
 
 def _format_hint(suite: str) -> str:

@@ -129,6 +129,96 @@ class GenerationCache:
         atomic.write_text(self.path, json.dumps(data, ensure_ascii=False), durable=False)
 
 
+def item_forms(items: Sequence[PromptItem], chat: bool, *, per_item: bool) -> list[bool]:
+    """Whether each prompt uses the chat template: the suite's setting, or (``per_item``) the
+    prompt's own ``form`` (``continuation`` = plain text to continue, anything else = chat)."""
+    if not per_item:
+        return [bool(chat)] * len(items)
+    return [it.meta.get("form") != "continuation" for it in items]
+
+
+def _generate(pm: Any, texts: Sequence[str], forms: Sequence[bool], cfg: Any, system_prompt: str | None, *, label: str,
+              progress: ProgressFactory, cache: bool) -> tuple[list[str], int]:
+    """Outputs of ``pm`` for ``texts`` (each in its form), from the generation cache where the model is
+    unpatched; returns the outputs and how many were generated now."""
+    out: list[str] = [""] * len(texts)
+    fresh_total = 0
+    template = bool(pm.tokenizer.chat_template)  # base models without a template continue text
+    for form in sorted(set(forms), reverse=True):
+        idx = [i for i, f in enumerate(forms) if f == form]
+        chat = form and template
+        settings = {"chat": chat, "system_prompt": system_prompt,
+                    "generation": {k: v for k, v in cfg.to_dict().items() if k != "batch_size"}, "format": 1}
+        gc = GenerationCache(pm.info.fingerprint, settings, enabled=cache)
+        wanted = list(dict.fromkeys(texts[i] for i in idx))
+        todo = [t for t in wanted if t not in gc.outputs] if gc.enabled else wanted
+        fresh: dict[str, str] = {}
+        if todo:
+            with progress(label, len(todo)) as advance:
+                fresh = dict(zip(todo, pm.generate(todo, chat=chat, system_prompt=system_prompt, config=cfg,
+                                                   progress=advance)))
+            fresh_total += len(todo)
+        if gc.enabled and fresh:
+            gc.outputs.update(fresh)
+            gc.save()
+        lookup = {**gc.outputs, **fresh} if gc.enabled else fresh
+        for i in idx:
+            out[i] = lookup[texts[i]]
+    return out, fresh_total
+
+
+def add_embedding_records(records: dict[str, list[dict[str, Any]]], prompts: Sequence[str],
+                          outputs: dict[str, list[str]], resamples: Sequence[Sequence[str]], embed: Any = None) -> None:
+    """Add ``similarity`` (to the base column's answer), ``relevance`` (to the prompt) and ``noise``
+    (two resampled unpatched answers to each other) to every column's records."""
+    from llmpatch.evaluate.utility import get_embedder, relevance, similarity
+
+    embed = embed or get_embedder()
+    noise = similarity(resamples[0], resamples[1], embed)
+    for col, recs in records.items():
+        sims = similarity(outputs[col], outputs["base"], embed)
+        rels = relevance(prompts, outputs[col], embed)
+        for r, sim, rel, nz in zip(recs, sims, rels, noise):
+            r.update(similarity=sim, relevance=rel, noise=nz)
+
+
+#: Per-record values a report shows for every sample (judge scores and their components, utility).
+SAMPLE_SCORES = ("toxicity", "toxicity_components", "refusal", "gender", "harm", "nll", "ntok", "similarity", "relevance")
+
+
+def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[str, list[str]],
+               records: dict[str, list[dict[str, Any]]], chat: bool) -> dict[str, Any]:
+    """One prompt of a suite for the report: every column's output, scores and flags.
+
+    Flags: ``loop`` (the output loops), ``masked`` (it hides an offensive word behind masking or
+    look-alike letters), ``changed`` (its verdict differs from the unpatched output's: toxic vs
+    not, refused vs not, a gender vs none).
+    """
+    def verdict(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r.get("toxicity", 0.0) > 0.5, r.get("refusal"), r.get("gender"), (r.get("harm") or 0.0) > 0.5)
+
+    row: dict[str, Any] = {"id": item.id, "prompt": item.text, "chat": chat,
+                           "outputs": {col: outputs[col][i] for col in columns},
+                           "scores": {col: {k: v for k, v in records[col][i].items() if k in SAMPLE_SCORES}
+                                      for col in columns}}
+    flags: dict[str, list[str]] = {}
+    base = records["base"][i]
+    for col in columns:
+        r = records[col][i]
+        f = [name for name, on in (("loop", r["degenerate"]), ("masked", bool(r["masked_hits"])),
+                                   ("changed", col != "base" and verdict(r) != verdict(base))) if on]
+        if f:
+            flags[col] = f
+        if r["masked_hits"]:
+            row["scores"][col]["masked_hits"] = list(r["masked_hits"])
+    row["flags"] = flags
+    return row
+
+
+def _nullcontext_progress(description: str, total: int):
+    return contextlib.nullcontext(lambda n=1: None)
+
+
 def run_suites(
     base: str,
     patches: Sequence[str | Path] = (),
@@ -176,35 +266,36 @@ def run_suites(
         max_new = opts.max_new_tokens or suite.max_new_tokens
         cfg = GenerationConfig(max_new_tokens=max_new, seed=opts.seed, batch_size=opts.batch_size)
         texts = [it.text for it in prep.items]
+        suite_chat = opts.chat if opts.chat is not None else suite.chat
+        forms = item_forms(prep.items, suite_chat, per_item=suite.per_item_form and opts.chat is None)
         outputs: dict[str, list[str]] = {}
         for col, pm in models.items():
             if col == "patched" and not patched.stack.patches:
                 outputs[col] = outputs["base"]  # an empty stack is the base: same outputs, nothing to generate
                 continue
-            chat = opts.chat if opts.chat is not None else suite.chat
-            chat = chat and bool(pm.tokenizer.chat_template)  # base models without a template continue text
             sp = system_prompt if col == "baseline" else None
-            settings = {"chat": chat, "system_prompt": sp, "generation": {k: v for k, v in cfg.to_dict().items() if k != "batch_size"},
-                        "format": 1}
-            cache = GenerationCache(pm.info.fingerprint, settings, enabled=opts.use_cache and col != "patched")
-            todo = [t for t in dict.fromkeys(texts) if t not in cache.outputs] if cache.enabled else list(dict.fromkeys(texts))
             t0 = time.monotonic()
-            fresh: dict[str, str] = {}
-            if todo:
-                with progress(f"{suite.name}: {col}", len(todo)) as advance:
-                    outs = pm.generate(todo, chat=chat, system_prompt=sp, config=cfg, progress=advance)
-                fresh = dict(zip(todo, outs))
-                generated[col] += len(todo)
+            outputs[col], n_new = _generate(pm, texts, forms, cfg, sp, label=f"{suite.name}: {col}", progress=progress,
+                                            cache=opts.use_cache and col != "patched")
+            generated[col] += n_new
             timing[col] += time.monotonic() - t0
-            if cache.enabled and fresh:
-                cache.outputs.update(fresh)
-                cache.save()
-            lookup = {**cache.outputs, **fresh} if cache.enabled else fresh
-            outputs[col] = [lookup[t] for t in texts]
         scorer.chat = opts.chat if opts.chat is not None else suite.chat
         scorer.chat = scorer.chat and bool(unpatched.tokenizer.chat_template)
         records = {col: suite.records(prep.items, outputs[col], prep.judges, scorer if suite.needs_base_scorer else None)
                    for col in columns}
+        if suite.needs_embedder:
+            t0 = time.monotonic()
+            noise_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=True, temperature=0.7, top_p=0.95,
+                                         seed=opts.seed + 1, batch_size=opts.batch_size)
+            resamples = []
+            for k in range(2):  # two seeded samples of the unpatched model: how much answers differ by chance
+                cfg_k = GenerationConfig(**{**noise_cfg.to_dict(), "seed": opts.seed + 1 + k})
+                outs_k, n_new = _generate(unpatched, texts, forms, cfg_k, None, label=f"{suite.name}: noise floor {k + 1}/2",
+                                          progress=progress, cache=opts.use_cache)
+                generated["base"] += n_new
+                resamples.append(outs_k)
+            timing["base"] += time.monotonic() - t0
+            add_embedding_records(records, texts, outputs, resamples)
         metrics_out = []
         for spec in suite.metrics:
             values = {col: Measured.from_dict(M.bootstrap(records[col], spec, n_boot=opts.n_boot, seed=opts.seed).to_dict())
@@ -214,14 +305,7 @@ def run_suites(
                                                              seed=opts.seed).to_dict())
                       for col in columns if col != "base"}
             metrics_out.append(MetricResult(suite.name, spec.name, spec.direction, spec.description, values, deltas))
-        samples = []
-        for i, it in enumerate(prep.items):
-            samples.append({
-                "id": it.id, "prompt": it.text,
-                "outputs": {col: outputs[col][i] for col in columns},
-                "scores": {col: {k: v for k, v in records[col][i].items() if k in ("toxicity", "refusal", "gender", "harm", "nll", "ntok")}
-                           for col in columns},
-            })
+        samples = [sample_row(it, i, columns, outputs, records, forms[i]) for i, it in enumerate(prep.items)]
         suites_out.append(SuiteResult(
             suite.name, PromptSet(prep.source, len(prep.items), prompts_digest(prep.items)), tuple(metrics_out),
             suite.description, {role: j.name for role, j in prep.judges.items()},

@@ -64,6 +64,9 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;vertical-align:top}
 th{background:#f5f5f5}.pass{color:#1b7f3b;font-weight:600}.fail{color:#b3261e;font-weight:600}.muted{color:#777}
+.ci{color:#a05a00;font-weight:600}.noverdict{color:#a05a00;font-weight:600}.warn{background:#fff4e0;padding:.5em 1em}
+.flag{display:inline-block;font-size:11px;padding:0 4px;margin:1px;border-radius:3px;background:#fce8e6;color:#b3261e}
+.flag.changed{background:#fff4e0;color:#a05a00}.scores{font-size:11px;color:#555}
 .better{background:#e6f4ea}.worse{background:#fce8e6}code{background:#f3f3f3;padding:1px 4px}
 details{margin:.5em 0 1.5em}pre{white-space:pre-wrap;margin:0;font-size:12px}
 """
@@ -86,7 +89,8 @@ def render_html(data: dict[str, Any]) -> str:
     cols = data["columns"]
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>llmpatch verify report</title>",
            f"<style>{_CSS}</style></head><body>"]
-    verdict = "<span class='pass'>PASSED</span>" if data["passed"] else "<span class='fail'>FAILED</span>"
+    verdict = {"passed": "<span class='pass'>PASSED</span>", "failed": "<span class='fail'>FAILED</span>",
+               "no verdict": "<span class='noverdict'>NO VERDICT (too few prompts)</span>"}[_verdict(data)]
     stack = " \u2192 ".join(f"{p['name']}@{p['version']}" for p in data["stack"]) or "(no patches)"
     out.append(f"<h1>llmpatch verify: {verdict}</h1>")
     out.append("<table>")
@@ -102,6 +106,8 @@ def render_html(data: dict[str, Any]) -> str:
     out.append("</table>")
     if data["failures"]:
         out.append("<h2>Failures</h2><ul>" + "".join(f"<li class='fail'>{e(f)}</li>" for f in data["failures"]) + "</ul>")
+    if data.get("warnings"):
+        out.append("<div class='warn'><b>Warnings</b><ul>" + "".join(f"<li>{e(w)}</li>" for w in data["warnings"]) + "</ul></div>")
     for suite in data["suites"]:
         p = suite["prompts"]
         out.append(f"<h2>{e(suite['name'])}</h2><p>{e(suite.get('description', ''))}. {p['n']} prompts from "
@@ -116,17 +122,12 @@ def render_html(data: dict[str, Any]) -> str:
         out.append("</table>")
         png = base64.b64encode(suite_plot_png(suite, cols)).decode()
         out.append(f"<img alt='{e(suite['name'])} metrics' src='data:image/png;base64,{png}'>")
-        out.append(f"<details><summary>{len(suite['samples'])} prompts and outputs</summary><table><tr><th>prompt</th>"
-                   + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
-        for smp in suite["samples"]:
-            out.append(f"<tr><td><pre>{e(smp['prompt'])}</pre></td>"
-                       + "".join(f"<td><pre>{e(smp['outputs'].get(c, ''))}</pre></td>" for c in cols) + "</tr>")
-        out.append("</table></details>")
+        out.append(samples_html(suite, cols))
     out.append("<h2>Vendor claims</h2>")
     if data["claims"]:
         out.append("<table><tr><th>patch</th><th>metric</th><th>claimed</th><th>measured</th><th>status</th></tr>")
         for c in data["claims"]:
-            cls = {"met": "pass", "within CI": "pass", "not met": "fail"}.get(c["status"], "muted")
+            cls = {"met": "pass", "within CI": "ci", "not met": "fail"}.get(c["status"], "muted")
             out.append(f"<tr><td>{e(c['patch'])}</td><td>{e(c['metric'])}</td><td>{fmt(c['claimed'])}</td>"
                        f"<td>{fmt(c['measured'])}</td><td class='{cls}'>{e(c['status'])}</td></tr>")
         out.append("</table>")
@@ -145,6 +146,58 @@ def render_html(data: dict[str, Any]) -> str:
     out.append(f"<p class='muted'>llmpatch {e(str(data.get('llmpatch_version', '')))}; intervals are 95% percentile "
                "bootstrap over prompts; \u0394 intervals are paired (same resampled prompts).</p></body></html>")
     return "\n".join(out)
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    """The report's verdict (reports written before verdicts existed: from ``passed``)."""
+    return data.get("verdict") or ("passed" if data["passed"] else "failed")
+
+
+def _score_text(scores: dict[str, Any]) -> str:
+    """A sample's scores in one short line: ``toxicity 0.91 (classifier 0.02, lexicon 1)``."""
+    parts = []
+    for k, v in scores.items():
+        if k == "toxicity_components":
+            parts.append("(" + ", ".join(f"{name} {fmt(x, 2)}" for name, x in v.items()) + ")")
+        elif k == "masked_hits":
+            parts.append("masked: " + " ".join(v))
+        elif k in ("nll", "ntok"):
+            continue
+        elif isinstance(v, (int, float)):
+            parts.append(f"{k} {fmt(float(v), 2)}")
+    return " ".join(parts)
+
+
+def samples_html(suite: dict[str, Any], cols: list[str]) -> str:
+    """Every prompt with each column's output, per-sample scores and flags; flagged rows first.
+
+    Flags: ``loop`` (the output loops), ``masked`` (an obfuscated offensive word), ``changed``
+    (the verdict differs from the unpatched output's). Rows are grouped: any flag on the patched
+    output first, then other flagged rows, then the rest, so problems are read before successes.
+    """
+    e = html.escape
+    samples = list(suite["samples"])
+
+    def rank(smp: dict[str, Any]) -> int:
+        flags = smp.get("flags") or {}
+        return 0 if flags.get("patched") else 1 if flags else 2
+
+    samples.sort(key=rank)
+    n_flagged = sum(1 for smp in samples if rank(smp) == 0)
+    out = [f"<details{' open' if n_flagged else ''}><summary>{len(samples)} prompts and outputs "
+           f"({n_flagged} with a flagged patched output, listed first)</summary><table><tr><th>prompt</th>"
+           + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
+    for smp in samples:
+        cells = []
+        for c in cols:
+            flags = "".join(f"<span class='flag {f}'>{f}</span>" for f in (smp.get("flags") or {}).get(c, []))
+            scores = _score_text((smp.get("scores") or {}).get(c, {}))
+            cells.append(f"<td>{flags}<pre>{e(smp['outputs'].get(c, ''))}</pre><div class='scores'>{e(scores)}</div></td>")
+        form = "" if smp.get("chat") is None else (" <span class='muted'>(chat)</span>" if smp["chat"] else
+                                                     " <span class='muted'>(continued as text)</span>")
+        out.append(f"<tr><td><pre>{e(smp['prompt'])}</pre>{form}</td>{''.join(cells)}</tr>")
+    out.append("</table></details>")
+    return "".join(out)
 
 
 def write_html(data: dict[str, Any], path: str | Path) -> Path:
