@@ -159,7 +159,7 @@ def _load_embeddings(root: Path, manifest: Manifest) -> torch.Tensor:
             f"{manifest.id}: prompt_embeddings has shape {tuple(emb.shape)}, the manifest says {want} "
             "(num_virtual_tokens x base hidden_size)",
         )
-    if emb.dtype != _DTYPES[manifest.dtype]:
+    if emb.dtype != torch_dtype(manifest.dtype):
         raise IntegrityError(
             f"{manifest.id}: prompt_embeddings is {str(emb.dtype).removeprefix('torch.')}, the manifest says {manifest.dtype!r}",
             hint="the payload does not match its manifest; rebuild the patch or fetch it again",
@@ -184,6 +184,13 @@ def _check_adapter_config(root: Path, manifest: Manifest) -> None:
         problems.append(f"token_dim is {cfg.get('token_dim')}, base hidden_size is {manifest.base.hidden_size}")
     if problems:
         raise IntegrityError(f"{manifest.id}: {ADAPTER_CONFIG} disagrees with the manifest: " + "; ".join(problems))
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype a manifest's ``dtype`` names (torch is imported here, not at start-up)."""
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
 def read_patch(path: str | Path) -> Patch:
@@ -335,8 +342,7 @@ def write_patch(
     import torch
     from safetensors.torch import save_file
 
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    emb = embeddings.detach().to("cpu", dtypes[dtype]).contiguous()
+    emb = embeddings.detach().to("cpu", torch_dtype(dtype)).contiguous()
     if emb.ndim != 2 or emb.shape[1] != base.hidden_size:
         raise LlmpatchError(f"embeddings must be (num_virtual_tokens, {base.hidden_size}), got {tuple(emb.shape)}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ a pair, and benign prompts give contrast pairs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -301,7 +302,8 @@ def test_build_with_on_policy_pairs_samples_the_sft_patch_and_adds_its_mistakes(
     r = recipe(tiny_model_dir, "pairs.on_policy=2", "dpo.max_steps=2")
     res = build(r, tmp_path / "out")
     onp = res.patch.manifest.build["data"]["pair_stats"]["on_policy"]
-    items = len(data_mod.load_train_prompts(r))
+    prompts = data_mod.load_train_prompts(r)
+    items = len([p for p in prompts if p.kind != "anchor"])  # utility anchors are M's own answers: not resampled
     assert onp["per_prompt"] == 2 and onp["answers"] == 2 * items and onp["cached"] is False
     # a random tiny model never refuses: its harmful answers are mistakes the pairs reject, its benign ones are fine
     assert onp["kept"] + onp["small_margin"] + onp["duplicates"] + onp["unsafe_reference"] == onp["answers"]
@@ -309,7 +311,7 @@ def test_build_with_on_policy_pairs_samples_the_sft_patch_and_adds_its_mistakes(
     assert onp["pairs_digest"].startswith("sha256:")
     assert res.training["dpo"]["examples"] == res.stats["pairs"] + onp["kept"]  # DPO trained on both sets
     cache = list(res.work_dir.glob("on-policy-*.json"))
-    assert len(cache) == 1 and len(json.loads(cache[0].read_text())["answers"]) == items
+    assert len(cache) == 1 and len(json.loads(cache[0].read_text())["answers"]) == len(prompts)
     # the rerun reads the answers from the work dir and trains on the same pairs (DPO resumes from its final stage)
     again = build(r, tmp_path / "again")
     assert again.patch.manifest.build["data"]["pair_stats"]["on_policy"]["cached"] is True
@@ -501,6 +503,7 @@ def test_cli_build_prints_the_checkpoint_selection_table(tiny_model_dir, tmp_pat
     res = CliRunner().invoke(cli, ["build", str(rec), "-o", str(tmp_path / "out"), *sum((["--set", s] for s in FAST), [])],
                              terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert "checkpoint selection on 2 + 2 validation prompts (chosen: " in res.output
+    assert re.search(r"checkpoint selection on 2 \+ 2 \+ \d+ everyday validation prompts \(chosen: ", res.output)
+    assert "similarity" in res.output and "loops" in res.output
     chosen = json.loads((tmp_path / "out" / "llmpatch.json").read_text())["build"]["selection"]["name"]
     assert f"* {chosen}" in res.output and "sft" in res.output

@@ -7,14 +7,13 @@ import json
 import threading
 
 import httpx
+import openai
 import pytest
 
 import llmpatch
 from llmpatch.serve import create_app, running
 from llmpatch.serve.local import LocalBackend
-from test_env_helpers import project, registry, run, run_json  # noqa: F401
-
-openai = pytest.importorskip("openai")
+from clihelp import run, run_json
 
 PROMPTS = ["hello world this is", "the nurse said that she would help", "a", "you are a kind and helpful",
            "the doctor and the teacher went to the market", "I cannot help with that"]

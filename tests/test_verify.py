@@ -326,7 +326,7 @@ def test_verify_on_smollm2_runs_every_suite_and_its_base_complies_with_harmful_r
                  "--json", "--html", tmp_path / "r.html")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert len(data["suites"]) == 5
+    assert len(data["suites"]) == 6  # toxicity, gender, harmfulness, over_refusal, fluency, utility
     for s in data["suites"]:
         assert all(smp["outputs"]["base"].strip() for smp in s["samples"])  # real text for every prompt
     fluency = next(s for s in data["suites"] if s["name"] == "fluency")

@@ -119,7 +119,9 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
             _finish(env, plan, None, as_json=as_json, dry_run=True)
             return
         previous = env.current_number()
-        gen = None if plan.unchanged else ops.apply(env, plan, regs, progress=None if as_json else _say)
+        # an unchanged stack writes no generation, but a damaged store copy of it is still repaired
+        gen = None if plan.unchanged and not plan.repair else ops.apply(env, plan, regs,
+                                                                         progress=None if as_json else _say)
         if gen is not None and verify:
             ops.gate(env, gen, previous, _verify_check(policy, verify_limit), command=command)
     _finish(env, plan, gen, as_json=as_json)
@@ -329,7 +331,7 @@ def register(cli: click.Group) -> None:
 
         env = _open(env_dir)
         gens = env.generations()
-        damaged = env.damaged(gens)
+        damaged = env.damaged(gens, full=True)  # every tensor read too: check is the thorough one
         if as_json:
             ui.print_json({"generations": [g.number for g in gens], "damaged": damaged})
         else:

@@ -310,7 +310,7 @@ def register(cli: click.Group) -> None:
         trust.untrust(keyid)
         left = len(trust.keys())
         if as_json:
-            ui.print_json({"registry": trust.url, "untrusted": [keyid], "keys_left": left})
+            ui.print_json({"registry": trust.url, "untrusted": keyid, "keys_left": left})
             return
         ui.out(f"no longer trusting {keyid} for {trust.url}"
                + ("" if left else " (no key left: signatures are still required; trust the vendor's new key)"), markup=False)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from llmpatch.commands.options import json_option
+
 
 def register(cli: click.Group) -> None:
     """Add ``serve`` to the root group."""
@@ -28,8 +30,9 @@ def register(cli: click.Group) -> None:
     @click.option("--max-batch", default=32, show_default=True, help="Largest dynamic batch (local engine).")
     @click.option("--batch-window-ms", default=5.0, show_default=True,
                   help="How long the batcher waits for more requests (local engine).")
+    @json_option("Print the server's address as one JSON line on start (errors too: {\"error\": ..., \"hint\": ...}).")
     def serve(env_dir, host, port, api_key, model_name, engine, vllm_url, vllm_model, vllm_api_key, check_weights,
-              max_batch, batch_window_ms) -> None:
+              max_batch, batch_window_ms, as_json) -> None:
         """Serve the environment's patched model over an OpenAI-compatible HTTP API.
 
         \b
@@ -42,7 +45,10 @@ def register(cli: click.Group) -> None:
         from llmpatch import ui
         from llmpatch.serve import serve as run_server
 
-        ui.console.print(f"[dim]llmpatch serve: {engine} engine on http://{host}:{port}/v1[/dim]")
+        if as_json:
+            ui.print_json({"engine": engine, "url": f"http://{host}:{port}/v1", "host": host, "port": port})
+        else:
+            ui.console.print(f"[dim]llmpatch serve: {engine} engine on http://{host}:{port}/v1[/dim]")
         run_server(env_dir, host=host, port=port, api_key=api_key, model_name=model_name, engine=engine,
                    vllm_url=vllm_url, vllm_model=vllm_model, vllm_api_key=vllm_api_key, check_weights=check_weights,
                    max_batch=max_batch, batch_window_ms=batch_window_ms)

@@ -254,13 +254,16 @@ class Environment:
 
     # -- health ---------------------------------------------------------------------------
 
-    def damaged(self, gens: list[Generation] | None = None) -> dict[str, str]:
-        """Store entries the given generations (default: every one) need that are missing or damaged: digest -> why."""
+    def damaged(self, gens: list[Generation] | None = None, *, full: bool = False) -> dict[str, str]:
+        """Store entries the given generations (default: every one) need that are missing or damaged: digest -> why.
+
+        ``full`` also reads every tensor (``llmpatch check``); the default checks every file's
+        sha256, which is as strong for store entries and needs no torch (``llmpatch list``)."""
         out: dict[str, str] = {}
         for g in (self.generations() if gens is None else gens):
             for p in g.patches:
                 if p.manifest_sha256 not in out:
-                    why = self.store.problem(p.manifest_sha256, what=f"{p.name} {p.version}")
+                    why = self.store.problem(p.manifest_sha256, what=f"{p.name} {p.version}", full=full)
                     if why is not None:
                         out[p.manifest_sha256] = why
         return out

@@ -107,12 +107,13 @@ class Store:
                                  hint="delete that directory and run `llmpatch sync` to fetch a good copy")
         return p
 
-    def problem(self, manifest_sha256: str, *, what: str) -> str | None:
-        """Why a stored patch is missing or damaged, or None when it verifies completely."""
+    def problem(self, manifest_sha256: str, *, what: str, full: bool = False) -> str | None:
+        """Why a stored patch is missing or damaged, or None when it verifies (``full``: also read
+        its tensor, as :meth:`verify` does; else every file's sha256, as :meth:`check`, no torch)."""
         from llmpatch.errors import LlmpatchError
 
         try:
-            self.verify(manifest_sha256, what=what)
+            (self.verify if full else self.check)(manifest_sha256, what=what)
         except LlmpatchError as exc:
             return exc.message
         return None
