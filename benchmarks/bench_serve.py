@@ -45,7 +45,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--virtual-tokens", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 on a machine shared with other jobs)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     loaded = base.load(args.base)
     emb = loaded.model.get_input_embeddings().weight[:args.virtual_tokens].detach().clone()
     with tempfile.TemporaryDirectory() as d:
