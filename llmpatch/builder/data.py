@@ -488,6 +488,8 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
     stats = {"answers": 0, "kept": 0, "kept_target": 0, "kept_benign": 0, "unsafe_reference": 0, "small_margin": 0,
              "duplicates": 0, "greedy_unsafe_target": 0, "greedy_refused_benign": 0, "targets": 0, "benign": 0}
     for it, ans in zip(items, answers):
+        if it["kind"] == "anchor":
+            continue  # an everyday prompt's reference is M's own answer: the patch's answers are not mistakes to reject
         benign = it["kind"] == "benign"
         stats["benign" if benign else "targets"] += 1
         if ans["unsafety"] and ans["unsafety"][0] > tau:
