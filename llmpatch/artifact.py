@@ -305,8 +305,20 @@ def model_card(manifest: Manifest) -> str:
         lines.append("")
     lines += [
         "## Use", "", "```bash", f"llmpatch install {manifest.name}@{manifest.version}", "```", "",
-        "or with plain peft (same base model only: check the fingerprint above):", "", "```python",
-        "from peft import PeftModel", "model = PeftModel.from_pretrained(base_model, path_to_this_directory)", "```", "",
+        "or with plain peft (same base model only: check the fingerprint above). Load with",
+        "`PeftModel.from_pretrained`, but with transformers >= 5.2 and peft <= 0.21 do not call",
+        "`PeftModel.generate` (peft looks for the cache under its old name and inserts the soft prompt",
+        "again at every step); put the soft prompt in front of the token embeddings and let the base",
+        "model generate (token for token llmpatch's greedy output):", "", "```python",
+        "import torch",
+        "from peft import PeftModel",
+        "model = PeftModel.from_pretrained(base_model, path_to_this_directory).eval()",
+        "enc = tokenizer(texts, return_tensors=\"pt\", padding=True)  # tokenizer.padding_side = \"left\"",
+        "soft = model.get_prompt(batch_size=enc.input_ids.shape[0]).to(base_model.dtype)",
+        "embeds = torch.cat([soft, base_model.get_input_embeddings()(enc.input_ids)], dim=1)",
+        "mask = torch.cat([enc.attention_mask.new_ones(soft.shape[:2]), enc.attention_mask], dim=1)",
+        "out = model.get_base_model().generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=64, do_sample=False)",
+        "```", "",
     ]
     return "\n".join(lines)
 
