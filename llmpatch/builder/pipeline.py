@@ -189,7 +189,7 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
     from llmpatch.evaluate.run import VerifyOptions, run_suites
 
     ev = recipe.eval
-    sources = {}
+    sources = {k: v for k, v in (ev.prompts or {}).items() if v not in ("builtin", "default")}
     eval_src = (recipe.prompts.eval or ("builtin",))[0]
     if eval_src not in ("builtin", "default"):
         sources[recipe.domain] = eval_src

@@ -342,6 +342,9 @@ class EvalSection(Section):
     system_prompt: str | None = None
     batch_size: int = 8
     max_new_tokens: int | None = field(default=None, metadata=ABSENT)
+    #: suite -> prompt source for suites other than the domain's (whose source is ``prompts.eval``),
+    #: e.g. ``{over_refusal = "../prompts/benign-prompts.jsonl"}``
+    prompts: dict[str, str] | None = field(default=None, metadata=ABSENT)
 
 
 #: Recipe table name -> its section type, in file order.
@@ -446,8 +449,9 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
     out = copy.deepcopy(data)
     lists = [("prompts", s) for s in ("train", "eval", "benign")] + [("select", s) for s in ("prompts", "benign")] \
         + [("utility", "prompts")]
-    for table, section in lists:
-        sources = out[table].get(section) or []
+    for table, section in lists + [("eval", "prompts")]:
+        value = out[table].get(section) or []
+        sources = list(value.values()) if isinstance(value, dict) else value
         for i, src in enumerate(sources):
             if src in ("builtin", "default"):
                 continue
@@ -462,6 +466,8 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
             if not path.is_absolute() and root is not None and (root / path).exists():
                 path = root / path
                 sources[i] = str(path) + (src[len(path_text):])
+                if isinstance(value, dict):
+                    value[list(value)[i]] = sources[i]
             if not path.is_file():
                 raise RecipeError(f"{source}: prompt file {path_text!r} ({table}.{section}) does not exist",
                                   hint="give a .jsonl/.csv/.txt file (relative to the recipe or the working "
