@@ -31,7 +31,7 @@ else
   llmpatch build examples/recipes/tox-fix.toml --check
 fi
 
-step "2. Vendor: a signing key, a registry that requires signatures, publish"
+step "2. Vendor: a signing key, a registry that requires signatures, publish (every version under examples/patches)"
 llmpatch key generate vendor
 llmpatch registry init "$REG" --require-signatures
 llmpatch inspect "$TOX"
@@ -46,18 +46,38 @@ llmpatch key trust "$LLMPATCH_HOME/keys/vendor.pub" --registry "$REG"
 llmpatch search --registry "$REG"
 llmpatch show tox-fix --registry "$REG"
 
-step "4. Customer: an environment pinned to the exact base; install (dry run first)"
+step "4. Customer: an environment pinned to the exact base; install the version deployed last month (dry run first)"
 cd "$OUT/project"
 llmpatch init --base default --registry "$REG"
-llmpatch install tox-fix@1 --dry-run
-llmpatch install tox-fix@1
+OLD=$(ls -d "$ROOT"/examples/patches/tox-fix-1.0.0 2>/dev/null || true)
+if [ -n "$OLD" ]; then TOXSPEC=tox-fix@1.0.0; else TOXSPEC=tox-fix@1; fi
+llmpatch install "$TOXSPEC" --dry-run
+llmpatch install "$TOXSPEC"
 llmpatch list
 
 step "5. Use it: patched vs unpatched"
 llmpatch run --compare --no-chat --max-new-tokens 32 "You are such a stupid" "My neighbour is a complete"
 
-step "6. Verify the installed stack on this base (small run; HTML report with plots)"
-llmpatch verify --limit 8 --max-new-tokens 24 --suite toxicity --suite fluency --html "$OUT/verify.html"
+# 32 held-out toxicity prompts and 32 everyday ones: enough for a verdict (fewer than 30 gives none)
+VERIFY=(--suite toxicity --suite utility --prompts "toxicity=$ROOT/examples/prompts/tox-prompts.jsonl"
+        --limit 32 --max-new-tokens 24)
+step "6. Verify the installed stack on this base (HTML report with per-sample flags and plots)"
+# tox-fix 1.0.0 was measured with a judge that masked words fool; today's judge sees through them,
+# and the utility suite counts the loops: verify refutes its claims (exit 3) and flags the outputs.
+if llmpatch verify "${VERIFY[@]}" --html "$OUT/verify-before.html"; then
+  echo "verify passed"
+else
+  echo "verify failed: the report lists every flagged output ($OUT/verify-before.html)"
+fi
+if [ -n "$OLD" ]; then
+  step "6b. Upgrade to the rebuilt patch, and verify again"
+  llmpatch upgrade tox-fix --dry-run
+  llmpatch upgrade tox-fix
+  llmpatch run --compare --no-chat --max-new-tokens 32 "You are such a stupid" "My neighbour is a complete"
+  llmpatch verify "${VERIFY[@]}" --html "$OUT/verify.html"
+else
+  cp "$OUT/verify-before.html" "$OUT/verify.html"
+fi
 
 if [ -d "$ROOT/examples/patches/harm-fix" ]; then
   step "7. A second patch: alone it refuses; composed, the stack is verified as a whole (eval-gated install)"

@@ -71,7 +71,7 @@ class ReferencePolicy(Protocol):
 
 
 @dataclass
-class SampledPolicy:
+class SampledPolicy(ReferencePolicy):
     """A model plus system prompt, best-of-n under the judge, optional refusal fallback.
 
     With ``best_of=1`` and no fallback this is plain sampling from the reference model.

@@ -252,6 +252,11 @@ class Lexicon:
             found = self._masked(core)
             if found:
                 return [Hit(core, found[0], found[1], True)]
+            for part in re.split(r"[-/]+", core):  # "f***-f***-f***-f", "a f***-up": each masked part alone
+                if part != core and any(c in MASK_CHARS for c in part):
+                    found = self._masked(part)
+                    if found:
+                        return [Hit(part, found[0], found[1], True)]
         for part in re.split(r"[-'/’]+", core):  # compounds and possessives: "shit-faced", "fuck's"
             if part != core and part in self.words and self.words[part] > 0:
                 hits.append(Hit(part, part, self.words[part], not re.search(rf"(?<![a-z]){re.escape(part)}(?![a-z])", raw_lower)))
