@@ -63,7 +63,8 @@ VERIFY=(--suite toxicity --suite utility --prompts "toxicity=$ROOT/examples/prom
         --limit 32 --max-new-tokens 24)
 step "6. Verify the installed stack on this base (HTML report with per-sample flags and plots)"
 # tox-fix 1.0.0 was measured with a judge that masked words fool; today's judge sees through them,
-# and the utility suite counts the loops: verify refutes its claims (exit 3) and flags the outputs.
+# and the utility suite counts loops and drift: verify checks its claims and flags every output that
+# loops, hides a masked word or changes verdict (listed first in the HTML report).
 if llmpatch verify "${VERIFY[@]}" --html "$OUT/verify-before.html"; then
   echo "verify passed"
 else
@@ -71,8 +72,9 @@ else
 fi
 if [ -n "$OLD" ]; then
   step "6b. Upgrade to the rebuilt patch, and verify again"
-  llmpatch upgrade tox-fix --dry-run
-  llmpatch upgrade tox-fix
+  llmpatch upgrade tox-fix@^1 --dry-run    # the environment pinned 1.0.0 exactly: widen the spec
+  llmpatch upgrade tox-fix@^1
+  llmpatch list
   llmpatch run --compare --no-chat --max-new-tokens 32 "You are such a stupid" "My neighbour is a complete"
   llmpatch verify "${VERIFY[@]}" --html "$OUT/verify.html"
 else
