@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 in_index[0] += time.perf_counter() - t
 
         Index.versions = timed_versions
-        from llmpatch.registry.index import forget_parsed
+        from llmpatch.registry.cache import forget_parsed
 
         def install(proj_name: str) -> float:
             proj = work / proj_name

@@ -78,7 +78,7 @@ def main() -> None:
             t0 = time.perf_counter()
             hits = open_registry(str(root)).index().search("toxicity 12")
             times.append(time.perf_counter() - t0)
-        from llmpatch.registry.index import forget_parsed
+        from llmpatch.registry.cache import forget_parsed
 
         fresh = []  # as each `llmpatch search` process does: nothing parsed yet, the view cache warm
         for i in range(args.repeat):

@@ -153,7 +153,7 @@ def project(tmp_path, monkeypatch) -> Path:
 def reg(tmp_path):
     """A fresh local registry (no index parsed earlier in this process is reused)."""
     from llmpatch.registry import open_registry
-    from llmpatch.registry.index import forget_parsed
+    from llmpatch.registry.cache import forget_parsed
 
     forget_parsed()
     return open_registry(str(tmp_path / "registry"))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from llmpatch import paths, signing
 from llmpatch.errors import LlmpatchError, SignatureError
 from llmpatch.registry import open_registry
-from llmpatch.registry.index import IndexEntry, forget_parsed, newest_first, raw_digest
+from llmpatch.registry.cache import forget_parsed, raw_digest
+from llmpatch.registry.index import IndexEntry, newest_first
 from llmpatch.versions import version_key
 
 

@@ -1,27 +1,23 @@
 """The registry index: every patch, every version, where its files are and what they hash to.
 
-Parsing, validation (``registry_schema/index.schema.json``), lookup and search. Not pure: an
-index parsed in this process is memoised by the sha256 of its bytes, and a compact view of it is
-cached under ``<home>/cache`` so that a later process reads one patch's versions without parsing
-the whole file. Fetching the bytes and checking signatures and freshness is the backends' job.
+Parsing, validation (``registry_schema/index.schema.json``), lookup and search. The caches that
+make a large index fast to read again (a per-process memo, an on-disk view, read-only entries)
+live in :mod:`llmpatch.registry.cache`. Fetching the bytes and checking signatures and freshness
+is the backends' job.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
-from llmpatch import atomic, paths, schemas
+from llmpatch import schemas
 from llmpatch.errors import LlmpatchError, NotFoundError, SchemaError
 from llmpatch.manifest import EvalClaim
+from llmpatch.registry.cache import frozen_view, load_view, memo_get, memo_put, no_gc, raw_digest, save_view
 from llmpatch.util import now_iso
 from llmpatch.versions import version_key
 
@@ -98,19 +94,16 @@ class IndexEntry:
     def _from_valid(cls, name: str, version: str, d: dict[str, Any]) -> "IndexEntry":
         """Like :meth:`from_dict` for a schema-valid index entry, without copying (read-only use).
 
-        An install scans thousands of entries; ``from_dict`` copies every nested dict and goes
-        through the frozen dataclass ``__init__`` (one ``object.__setattr__`` per field), about
-        6x slower. The index that owns ``d`` is never modified (see :meth:`Index.put`).
+        An install scans thousands of entries (see :func:`~llmpatch.registry.cache.frozen_view`);
+        the index that owns ``d`` is never modified (see :meth:`Index.put`).
         """
-        e = object.__new__(cls)
-        e.__dict__.update(
+        return frozen_view(cls, dict(
             name=name, version=version, summary=d["summary"], domains=tuple(d["domains"]),
             base_fingerprint=d["base_fingerprint"], base_id=d["base_id"], num_virtual_tokens=d["num_virtual_tokens"],
             requires=d["requires"], conflicts=d["conflicts"], files=d["files"], manifest_sha256=d["manifest_sha256"],
             yanked=d["yanked"], yank_reason=d.get("yank_reason"), published=d["published"], location=d["location"],
             signature=d.get("signature"), evals=tuple(d.get("evals") or ()),
-        )
-        return e
+        ))
 
 
 _RELEASE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
@@ -127,59 +120,6 @@ def newest_first(versions: Iterable[str]) -> list[str]:
         keys.append((int(m[1]), int(m[2]), int(m[3])))
     # Plain releases order as integer triples: the same order as semver, ~20x faster for 10,000.
     return [v for _, v in sorted(zip(keys, vs), reverse=True)]
-
-
-# Indexes parsed in this process, by the sha256 of their bytes: a second read of unchanged bytes
-# (an install reads the index to resolve, then again to fetch) skips parsing. The bytes are still
-# read, hashed, signature-checked and freshness-checked by the registry on every read.
-_MEMO: "OrderedDict[str, Index]" = OrderedDict()
-_MEMO_SIZE = 4
-_MEMO_LOCK = threading.Lock()
-_LAST_DIGEST: tuple[bytes, str] | None = None
-
-
-def forget_parsed() -> None:
-    """Forget the indexes parsed in this process (the on-disk view cache stays); for benchmarks and tests."""
-    global _LAST_DIGEST
-    with _MEMO_LOCK:
-        _MEMO.clear()
-    _LAST_DIGEST = None
-
-
-@contextlib.contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector while building many acyclic containers.
-
-    Parsing a 10,000-version patch allocates ~200,000 dicts; each allocation burst can trigger a
-    full collection that walks every object in the process (torch's included): 60 ms of parsing
-    became 430 ms about one time in three. With it paused, at most one collection follows.
-    JSON values hold no cycles, so nothing is missed.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def raw_digest(raw: bytes) -> str:
-    """sha256 hex of index bytes; the same bytes object is hashed once (the signature check and the parse both need it)."""
-    global _LAST_DIGEST
-    last = _LAST_DIGEST
-    if last is not None and last[0] is raw:  # identity, not equality: holding ``raw`` keeps its id unique
-        return last[1]
-    digest = hashlib.sha256(raw).hexdigest()
-    _LAST_DIGEST = (raw, digest)
-    return digest
-
-
-def _view_path(digest: str) -> Path:
-    return paths.cache_dir("index-view") / f"{digest}.view"
-
-
-_VIEW_VERSION = 2
 
 
 class Index:
@@ -223,25 +163,22 @@ class Index:
         ``digest`` is the sha256 hex of ``raw`` when the caller already computed it.
         """
         digest = digest or raw_digest(raw)
-        with _MEMO_LOCK:
-            idx = _MEMO.get(digest)
-            if idx is not None:
-                _MEMO.move_to_end(digest)
-                return idx
-        idx = _load_view(digest)
-        if idx is None:
-            with _no_gc():
+        idx = memo_get(digest)
+        if idx is not None:
+            return idx
+        view = load_view(digest)
+        if view is not None:
+            header, body, spans, rows_span = view
+            idx = cls({**header, "patches": {}}, view=body, spans=spans, rows_span=rows_span)
+        else:
+            with no_gc():
                 data = schemas.loads(raw, what=source, hint="the registry index is corrupt; ask its owner to republish")
             schemas.validate(data, "index", what=source, hint="the registry index is malformed; ask its owner to republish",
                              known_version=SCHEMA_VERSION)
             idx = cls(data)
             idx._save_view(digest)
         idx._shared = True
-        with _MEMO_LOCK:
-            _MEMO[digest] = idx
-            _MEMO.move_to_end(digest)
-            while len(_MEMO) > _MEMO_SIZE:
-                _MEMO.popitem(last=False)
+        memo_put(digest, idx)
         return idx
 
     def _full(self) -> dict[str, Any]:
@@ -279,7 +216,7 @@ class Index:
         self._rows = None
         self._versions.pop(entry.name, None)
 
-    # -- the view cache -------------------------------------------------------------------------
+    # -- rows and the view cache -------------------------------------------------------------------------
 
     def _all_rows(self) -> list[list[Any]]:
         """[name, version, summary, domains, base_fingerprint, yanked], by name then newest version."""
@@ -298,30 +235,10 @@ class Index:
         return self._rows
 
     def _save_view(self, digest: str) -> None:
-        """Write the view of these (validated) index bytes: a JSON header line, then the segments it points into."""
-        segments: list[bytes] = []
-        pos = 0
-
-        def segment(obj: Any) -> list[int]:
-            nonlocal pos
-            b = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
-            segments.append(b)
-            pos += len(b)
-            return [pos - len(b), pos]
-
-        rows_span = segment(self._all_rows())
-        spans = {n: segment(self._patch(n)) for n in self.names()}
-        head = {"view_version": _VIEW_VERSION, "digest": digest,
-                "header": {"schema_version": self.schema_version, "index_version": self.index_version,
-                           "updated": self.updated, "expires": self.expires},
-                "rows": rows_span, "patches": spans}
-        target = _view_path(digest)
-        try:  # an optimisation only: failing to cache must not fail the read
-            target.parent.mkdir(parents=True, exist_ok=True)
-            header = json.dumps(head, separators=(",", ":")).encode("utf-8") + b"\n"
-            atomic.write_bytes(target, b"".join([header, *segments]), durable=False)
-        except OSError:
-            pass
+        """Cache the view of these (validated) index bytes for later processes."""
+        header = {"schema_version": self.schema_version, "index_version": self.index_version,
+                  "updated": self.updated, "expires": self.expires}
+        save_view(digest, header, self._all_rows(), {n: (lambda n=n: self._patch(n)) for n in self.names()})
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -330,7 +247,7 @@ class Index:
             span = self._spans.get(name) if self._spans is not None else None
             if span is None or self._view is None:
                 return {"versions": {}}
-            with _no_gc():
+            with no_gc():
                 self._parsed[name] = json.loads(self._view[span[0]:span[1]])
         return self._parsed[name]
 
@@ -346,7 +263,7 @@ class Index:
         entries = self._versions.get(name)
         if entries is None:
             vs = self._patch(name)["versions"]
-            with _no_gc():
+            with no_gc():
                 entries = tuple(IndexEntry._from_valid(name, v, vs[v]) for v in newest_first(vs))
             self._versions[name] = entries
         return list(entries)
@@ -391,16 +308,3 @@ class Index:
     def __len__(self) -> int:
         return len(self._all_rows())
 
-
-def _load_view(digest: str) -> Index | None:
-    """The cached view of index bytes with this sha256, when this client validated them before."""
-    p = _view_path(digest)
-    try:
-        data = p.read_bytes()
-        cut = data.index(b"\n")
-        head = json.loads(data[:cut])
-        if head.get("view_version") != _VIEW_VERSION or head.get("digest") != digest:
-            return None
-        return Index({**head["header"], "patches": {}}, view=data[cut + 1:], spans=head["patches"], rows_span=head["rows"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # missing or unreadable cache: parse and validate the index itself

@@ -42,8 +42,8 @@ from llmpatch.registry.index import (
     INDEX_SIG_FILE,
     Index,
     IndexEntry,
-    raw_digest,
 )
+from llmpatch.registry.cache import raw_digest
 from llmpatch.signing import SigningKey
 from llmpatch.util import sha256_file
 
