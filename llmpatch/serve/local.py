@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 from llmpatch.serve.batching import BatchingEngine, GenRequest
-from llmpatch.serve.common import Params, PromptText, context_length, format_chat
-from llmpatch.serve.stacks import FixedStack, Served, StackWatcher
+from llmpatch.serve.common import Params, PromptText, context_length
+from llmpatch.serve.stacks import FixedStack, Served, StackBackend, StackWatcher
 
 
-class LocalBackend:
+class LocalBackend(StackBackend):
     """Serves an environment's current generation (or a fixed stack) with :class:`PatchedModel`."""
 
     engine_name = "local"
@@ -58,14 +58,6 @@ class LocalBackend:
         return cls(FixedStack(model.stack, model, unpatched=PatchedModel(model.base)), model.base, **kw)
 
     # -- the backend interface --------------------------------------------------------------------
-
-    def current(self) -> Served:
-        return self.source.current()
-
-    def prompt(self, *, messages: Sequence[dict] | None = None, text: str | None = None) -> PromptText:
-        if messages is not None:
-            return PromptText(format_chat(self.tokenizer, messages), add_special_tokens=False)
-        return PromptText(text or "", add_special_tokens=True)
 
     def count_tokens(self, served: Served, prompt: PromptText) -> int:
         n = len(self.tokenizer(prompt.text, add_special_tokens=prompt.add_special_tokens)["input_ids"])

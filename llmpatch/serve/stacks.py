@@ -14,9 +14,10 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from llmpatch.compose import PatchStack
+from llmpatch.serve.common import PromptText, format_chat
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +115,21 @@ class FixedStack:
 
     def current(self) -> Served:
         return self._served
+
+
+class StackBackend:
+    """What every backend shares: the stack it serves now and how it turns a request into a prompt.
+
+    A subclass sets ``source`` (a :class:`StackWatcher` or :class:`FixedStack`) and ``tokenizer``.
+    """
+
+    source: "StackWatcher | FixedStack"
+    tokenizer: Any
+
+    def current(self) -> Served:
+        return self.source.current()
+
+    def prompt(self, *, messages: Sequence[dict] | None = None, text: str | None = None) -> PromptText:
+        if messages is not None:
+            return PromptText(format_chat(self.tokenizer, messages), add_special_tokens=False)
+        return PromptText(text or "", add_special_tokens=True)

@@ -20,13 +20,13 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 import torch
 
 from llmpatch.errors import BaseMismatchError, LlmpatchError
-from llmpatch.serve.common import APIError, Params, PromptText, context_length, format_chat
-from llmpatch.serve.stacks import FixedStack, Served, StackWatcher
+from llmpatch.serve.common import APIError, Params, PromptText, context_length
+from llmpatch.serve.stacks import FixedStack, Served, StackBackend, StackWatcher
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def load_embedding_table(model_dir: Path) -> torch.Tensor:
                         hint="the vLLM engine supports decoder-only models with an embed_tokens-style table")
 
 
-class VLLMBackend:
+class VLLMBackend(StackBackend):
     """Relays to a vLLM OpenAI server that was started with ``--enable-prompt-embeds``."""
 
     engine_name = "vllm"
@@ -136,14 +136,6 @@ class VLLMBackend:
                 hint="start vLLM on the pinned base (see `llmpatch base show` for its path and revision)")
 
     # -- the backend interface --------------------------------------------------------------------
-
-    def current(self) -> Served:
-        return self.source.current()
-
-    def prompt(self, *, messages: Sequence[dict] | None = None, text: str | None = None) -> PromptText:
-        if messages is not None:
-            return PromptText(format_chat(self.tokenizer, messages), add_special_tokens=False)
-        return PromptText(text or "", add_special_tokens=True)
 
     def token_ids(self, prompt: PromptText) -> list[int]:
         ids = self.tokenizer(prompt.text, add_special_tokens=prompt.add_special_tokens)["input_ids"]
