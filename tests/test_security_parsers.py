@@ -229,3 +229,44 @@ def test_fuzzed_prompt_files_give_prompts_or_an_llmpatch_error(tmp_path, raw, su
     f = tmp_path / f"prompts{suffix}"
     f.write_bytes(raw)
     _only_llmpatch_errors(lambda _: load_prompts("toxicity", str(f)), raw)
+
+
+def _valid_rotation() -> dict:
+    from llmpatch import signing
+
+    old, new = signing.SigningKey.generate("old"), signing.SigningKey.generate("new")
+    return signing.KeyRotation.create(old, new, reason="r").to_dict()
+
+
+_ROTATION = _valid_rotation()
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_key_rotation_files_give_a_rotation_or_an_llmpatch_error(tmp_path, data):
+    from llmpatch import signing
+
+    def mutate_statement(args):
+        key, value = args
+        d = json.loads(json.dumps(_ROTATION))
+        d["statement"][key] = value
+        return json.dumps(d).encode()
+
+    raw = data.draw(_documents(_ROTATION) | st.tuples(st.sampled_from(sorted(_ROTATION["statement"])),
+                                                      _json_values).map(mutate_statement))
+    f = tmp_path / "rotation.json"
+    f.write_bytes(raw)
+    _only_llmpatch_errors(lambda _: signing.KeyRotation.read(f), raw)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_revocation_lists_give_revocations_or_an_llmpatch_error(data):
+    from llmpatch import paths, signing
+
+    valid = {"schema_version": 1, "revoked": {"ab" * 32: {"revoked_at": "2026-01-01T00:00:00Z", "reason": None,
+                                                          "rotation_sha256": None, "replaced_by": None}}}
+    raw = data.draw(_documents(valid))
+    paths.trust_dir().mkdir(parents=True, exist_ok=True)
+    (paths.trust_dir() / "revoked.json").write_bytes(raw)
+    _only_llmpatch_errors(lambda _: signing.revocations(), raw)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from llmpatch import ui
-from llmpatch.commands.options import json_option, registry_option
+from llmpatch.commands.options import dry_run_option, json_option, registry_option
 
 _registry_option = registry_option()
 
@@ -228,6 +228,28 @@ def register(cli: click.Group) -> None:
         ui.out(f"registry {reg.url} ready (require_signatures={require_signatures}, expires_days={expires_days})",
                markup=False)
 
+    @registry_group.command("resign")
+    @_registry_option
+    @click.option("--key", "key_name", required=True, metavar="NAME|PATH", help="The new key to sign with.")
+    @dry_run_option
+    @json_option()
+    def registry_resign(registry_url: str | None, key_name: str, dry_run: bool, as_json: bool) -> None:
+        """Vendors: re-sign the index and every version with a new key (after `llmpatch key rotate`).
+
+        Only versions already signed by one of your own keys are re-signed; review the list it prints.
+        """
+        from llmpatch import signing
+
+        reg = _open(registry_url)
+        key = signing.load_key(key_name)
+        done = reg.resign(key, dry_run=dry_run)
+        if as_json:
+            ui.print_json({"registry": reg.url, "key": key.keyid, "resigned": [e.id for e in done], "dry_run": dry_run})
+            return
+        ui.out(f"{'would re-sign' if dry_run else 're-signed'} {len(done)} version(s) of {reg.url} with key {key.keyid}"
+               + "".join(f"\n  {e.id}  manifest sha256:{e.manifest_sha256[:16]}…  published {e.published}" for e in done)
+               + ("" if dry_run else "\n  and the index"), markup=False)
+
     @cli.group("key")
     def key_group() -> None:
         """Signing keys (vendors) and trusted keys per registry (customers)."""
@@ -259,13 +281,18 @@ def register(cli: click.Group) -> None:
         url = trust.url
         own = [{"name": k.name, "keyid": k.keyid} for k in signing.list_keys()]
         trusted = [{"keyid": k} for k in sorted(trust.keys())]
+        revoked = [{"keyid": r.keyid, **r.to_dict()} for r in sorted(trust.revoked().values(), key=lambda r: r.revoked_at)]
         if as_json:
-            ui.print_json({"own": own, "registry": url, "trusted": trusted,
+            ui.print_json({"own": own, "registry": url, "trusted": trusted, "revoked": revoked,
                            "highest_index_version": trust.highest_index_version})
             return
         ui.table("your signing keys", ["name", "key id"], [(k["name"], k["keyid"]) for k in own], no_wrap=["key id"])
         ui.table(f"trusted for {url}", ["key id"], [(k["keyid"],) for k in trusted],
                  caption=f"highest index version seen: {trust.highest_index_version}", no_wrap=["key id"])
+        if revoked:
+            ui.table("revoked (refused on every registry)", ["key id", "revoked", "replaced by", "reason"],
+                     [(r["keyid"], r["revoked_at"], r["replaced_by"] or "-", r["reason"] or "-") for r in revoked],
+                     no_wrap=["key id"])
 
     @key_group.command("trust")
     @click.argument("public_key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -314,6 +341,78 @@ def register(cli: click.Group) -> None:
             return
         ui.out(f"no longer trusting {keyid} for {trust.url}"
                + ("" if left else " (no key left: signatures are still required; trust the vendor's new key)"), markup=False)
+
+    @key_group.command("rotate")
+    @click.argument("old")
+    @click.argument("new")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("key-rotation.json"),
+                  show_default=True, help="Where to write the rotation file (given to customers).")
+    @click.option("--keep-old", is_flag=True, help="Do not revoke the old key (a planned rotation, not a leak).")
+    @click.option("--reason", default=None, help="Why (shown to customers), e.g. 'key leaked in CI logs'.")
+    @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+    @json_option()
+    def key_rotate(old: str, new: str, output: Path, keep_old: bool, reason: str | None, force: bool, as_json: bool) -> None:
+        """Vendors: endorse key NEW with key OLD (both NAME|PATH); customers accept it with `key accept`.
+
+        Example: llmpatch key generate acme-2027 && llmpatch key rotate acme acme-2027 -o rotation.json
+        """
+        from llmpatch import atomic, signing
+        from llmpatch.errors import LlmpatchError
+
+        if output.exists() and not force:
+            raise LlmpatchError(f"{output} already exists", hint="pick another --output, or pass --force to replace it")
+        rotation = signing.KeyRotation.create(signing.load_key(old), signing.load_key(new), revoke_old=not keep_old,
+                                              reason=reason)
+        atomic.write_text(output, rotation.to_json())
+        if as_json:
+            ui.print_json({"rotation": str(output), "old": rotation.old_keyid, "new": rotation.new_keyid,
+                           "revoke_old": rotation.revoke_old, "sha256": rotation.sha256})
+            return
+        ui.out(f"wrote {output}: key {rotation.new_keyid} endorsed by {rotation.old_keyid}"
+               + (" (the old key is revoked where it is accepted)" if rotation.revoke_old else "")
+               + "\n  customers: llmpatch key accept " + str(output) + " --registry URL"
+               + "\n  you: llmpatch registry resign --key " + new + " --registry URL (re-signs every version)",
+               markup=False)
+
+    @key_group.command("accept")
+    @click.argument("rotation_file", type=click.Path(dir_okay=False, path_type=Path))
+    @_registry_option
+    @dry_run_option
+    @json_option()
+    def key_accept(rotation_file: Path, registry_url: str | None, dry_run: bool, as_json: bool) -> None:
+        """Accept a vendor's key rotation: trust its new key, revoke the old one (only if the old one is trusted here)."""
+        from llmpatch import paths, signing
+
+        rotation = signing.KeyRotation.read(rotation_file)
+        trust = signing.TrustStore(registry_url or paths.default_registry_url())
+        done = trust.accept(rotation, dry_run=dry_run)
+        if as_json:
+            ui.print_json({**done.to_dict(), "dry_run": dry_run, "reason": rotation.reason})
+            return
+        if not done.changed:
+            ui.out(f"nothing to change: key {done.trusted} is already trusted for {done.registry}", markup=False)
+            return
+        verb = "would trust" if dry_run else "trusting"
+        ui.out(f"{verb} key {done.trusted} for {done.registry}"
+               + (f"\n{'would revoke' if dry_run else 'revoked'} key {done.revoked} on every registry" if done.revoked else "")
+               + (f" ({rotation.reason})" if rotation.reason and done.revoked else ""), markup=False)
+
+    @key_group.command("revoke")
+    @click.argument("keyid")
+    @click.option("--reason", default=None, help="Why (shown when the key is refused).")
+    @dry_run_option
+    @json_option()
+    def key_revoke(keyid: str, reason: str | None, dry_run: bool, as_json: bool) -> None:
+        """Refuse a key (its full id) on every registry from now on; revocations are permanent."""
+        from llmpatch import signing
+
+        rev = signing.revoke(keyid, reason=reason, dry_run=dry_run)
+        if as_json:
+            ui.print_json({"keyid": rev.keyid, **rev.to_dict(), "dry_run": dry_run})
+            return
+        ui.out(f"{'would revoke' if dry_run else 'revoked'} key {rev.keyid}: {rev.describe()}"
+               "\n  anything signed by it is refused; trust the vendor's new key (`llmpatch key accept` "
+               "or `llmpatch key trust`)", markup=False)
 
     @key_group.command("forget-index")
     @_registry_option

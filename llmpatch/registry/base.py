@@ -38,6 +38,8 @@ class Registry(Protocol):
 
     def yank(self, name: str, version: str, *, undo: bool = False, reason: str | None = None) -> None: ...
 
+    def resign(self, key: SigningKey, *, dry_run: bool = False) -> list[IndexEntry]: ...
+
 
 @dataclass(frozen=True)
 class RegistryConfig:
@@ -123,12 +125,16 @@ class RegistryBase:
         raw, sig = self._read_index_raw()
         return self._verify_index(raw, sig)
 
-    def _verify_index(self, raw: bytes | None, sig: bytes | None) -> Index:
+    def _verify_index(self, raw: bytes | None, sig: bytes | None, *,
+                      keys: dict[str, signing.PublicKey] | None = None) -> Index:
+        """Parse, check the signature and freshness; ``keys`` replaces the trusted keys (for resign)."""
         if raw is None:
             idx = Index.empty()
         else:
             idx = Index.from_bytes(raw, source=f"index of registry {self.url}")
-            keys = self.trust.verification_keys(f"the index of registry {self.url}")
+            own = keys is not None
+            if keys is None:
+                keys = self.trust.verification_keys(f"the index of registry {self.url}")
             if keys is not None:
                 if sig is None:
                     raise SignatureError(
@@ -138,7 +144,8 @@ class RegistryBase:
                              "(`llmpatch key untrust`) if it is not meant to be signed",
                     )
                 envelope = schemas.loads(sig, what=f"the index signature of registry {self.url}", error=SignatureError)
-                signing.verify(envelope, INDEX_PAYLOAD, raw, keys, what=f"the index of registry {self.url}")
+                signing.verify(envelope, INDEX_PAYLOAD, raw, keys, what=f"the index of registry {self.url}",
+                               revoked=None if own else self.trust.revoked())
         self.trust.check_fresh(idx.index_version, idx.expires)
         self.trust.record(idx.index_version)
         return idx
@@ -147,6 +154,50 @@ class RegistryBase:
         if key is None:
             return None
         return (json.dumps(key.sign(INDEX_PAYLOAD, raw), indent=2, sort_keys=True) + "\n").encode()
+
+    # -- resign (after a key rotation) ---------------------------------------------------------
+
+    @staticmethod
+    def _own_keys(key: SigningKey) -> dict[str, signing.PublicKey]:
+        """The keys ``resign`` accepts existing signatures from: the vendor's own keys (revoked ones too)."""
+        own = {k.keyid: k for k in signing.list_keys()}
+        own[key.keyid] = key.public
+        return own
+
+    def _resign_entries(self, new: Index, key: SigningKey, own: dict[str, signing.PublicKey]) -> list[IndexEntry]:
+        """Re-sign every version of ``new`` with ``key``; each must carry a valid signature by one of ``own``.
+
+        Return the versions re-signed (those already signed by ``key`` are left as they are).
+        """
+        entries = list(new.entries())
+        bad, todo = [], []
+        for e in entries:
+            statement = signing.patch_statement(e.name, e.version, e.manifest_sha256, e.files)
+            if e.signature is None:
+                bad.append(f"{e.id} (unsigned)")
+                continue
+            try:
+                signing.verify(e.signature, PATCH_PAYLOAD, statement, own, what=e.id)
+            except SignatureError as exc:
+                bad.append(f"{e.id} ({exc.message})")
+                continue
+            if e.signature["keyid"] != key.keyid:
+                todo.append((e, statement))
+        if bad:
+            raise SignatureError(
+                f"registry {self.url}: {len(bad)} version(s) are not signed by one of your keys, so resign will "
+                f"not vouch for them: {'; '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}",
+                hint="check them, then yank them (`llmpatch yank NAME@VERSION`) or, if they are yours, add the key that "
+                     "signed them to your keys directory; nothing was changed",
+            )
+        out = []
+        for e, statement in todo:
+            d = e.to_dict()
+            d["signature"] = key.sign(PATCH_PAYLOAD, statement)
+            fresh = IndexEntry.from_dict(e.name, e.version, d)
+            new.put(fresh)
+            out.append(fresh)
+        return out
 
     # -- publish ------------------------------------------------------------------------------
 
@@ -212,7 +263,7 @@ class RegistryBase:
                                      hint="ask the vendor to publish a signed release")
             # Rebuilt from what was asked for and what was downloaded, not from what the index claims.
             statement = signing.patch_statement(name, version, actual[MANIFEST_NAME]["sha256"], actual)
-            signing.verify(entry.signature, PATCH_PAYLOAD, statement, keys, what=what)
+            signing.verify(entry.signature, PATCH_PAYLOAD, statement, keys, what=what, revoked=self.trust.revoked())
 
     def _fresh_dest(self, dest: Path) -> Path:
         dest = Path(dest)

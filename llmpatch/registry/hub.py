@@ -123,9 +123,9 @@ class HubRegistry(RegistryBase):
         _, files = self._head()
         return RegistryConfig.from_bytes(files.get(CONFIG_FILE), source=f"{self.url} {CONFIG_FILE}")
 
-    def _state(self) -> tuple[str | None, dict[str, bytes], Index, RegistryConfig]:
+    def _state(self, *, keys: dict | None = None) -> tuple[str | None, dict[str, bytes], Index, RegistryConfig]:
         head, files = self._head()
-        idx = self._verify_index(files.get(INDEX_FILE), files.get(INDEX_SIG_FILE))
+        idx = self._verify_index(files.get(INDEX_FILE), files.get(INDEX_SIG_FILE), keys=keys)
         config = RegistryConfig.from_bytes(files.get(CONFIG_FILE), source=f"{self.url} {CONFIG_FILE}")
         return head, files, idx, config
 
@@ -140,17 +140,24 @@ class HubRegistry(RegistryBase):
             self.api.create_commit(self.index_repo, [CommitOperationAdd(CONFIG_FILE, config.to_bytes())],
                                    commit_message="llmpatch: registry config")
 
-    def _commit_index(self, change: Any, key: SigningKey | None, message: str) -> Any:
-        """Apply ``change(index) -> result`` to a fresh copy of the index and commit it with optimistic concurrency."""
+    def _commit_index(self, change: Any, key: SigningKey | None, message: str, *, keys: dict | None = None,
+                      dry_run: bool = False) -> Any:
+        """Apply ``change(index) -> result`` to a fresh copy of the index and commit it with optimistic concurrency.
+
+        ``keys``: verify the current index with these instead of the trusted keys (resign);
+        ``dry_run``: return ``change``'s result without committing.
+        """
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         for attempt in range(MAX_INDEX_RETRIES):
-            head, files, idx, config = self._state()
+            head, files, idx, config = self._state(keys=keys)
             if key is None and (config.require_signatures or INDEX_SIG_FILE in files):
                 raise SignatureError(f"registry {self.url} has a signed index; {message} without a signing key would leave it unsigned",
                                      hint="pass --key NAME (a key created with `llmpatch key generate`)")
             new = idx.next(expires=config.expiry())
             result = change(new)
+            if dry_run:
+                return result
             raw = new.to_bytes()
             sig = self._sign_index(raw, key)
             ops: list[Any] = [CommitOperationAdd(INDEX_FILE, raw)]
@@ -228,6 +235,12 @@ class HubRegistry(RegistryBase):
             new.put(IndexEntry.from_dict(name, version, d))
 
         self._commit_index(change, key, f"{'unyank' if undo else 'yank'} {name}@{version}")
+
+    def resign(self, key: SigningKey, *, dry_run: bool = False) -> list[IndexEntry]:
+        """Re-sign the index and every version with ``key`` (after a key rotation); return the versions re-signed."""
+        own = self._own_keys(key)
+        return self._commit_index(lambda new: self._resign_entries(new, key, own), key,
+                                  f"re-sign with key {key.keyid[:16]}", keys=own, dry_run=dry_run)
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         """Download one version by its commit id into ``dest`` and verify it completely."""

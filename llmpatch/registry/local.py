@@ -212,6 +212,27 @@ class LocalRegistry(RegistryBase):
         finally:
             lock.release()
 
+    def resign(self, key: SigningKey, *, dry_run: bool = False) -> list[IndexEntry]:
+        """Re-sign the index and every version with ``key`` (after a key rotation); return the versions re-signed.
+
+        The current index and every version must be signed by one of the vendor's own keys.
+        """
+        lock = self._locked()
+        try:
+            raw, sig = self._read_index_raw()
+            if raw is None:
+                raise NotFoundError(f"registry {self.url} has no index yet: there is nothing to re-sign",
+                                    hint="publish with --key NAME; new publishes are signed with that key")
+            own = self._own_keys(key)
+            idx = self._verify_index(raw, sig, keys=own)
+            new = idx.next(expires=self.config().expiry())
+            done = self._resign_entries(new, key, own)
+            if not dry_run:
+                self._write_index(new, key)
+            return done
+        finally:
+            lock.release()
+
 
 def _sig_matches(raw: bytes, sig: bytes) -> bool:
     try:
