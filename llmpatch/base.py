@@ -159,6 +159,7 @@ def convert_gguf(gguf: Path, *, model_id: str | None = None) -> Path:
     from filelock import FileLock
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _check_gguf(gguf)  # before anything is hashed, locked or written
     digest = sha256_file(gguf, chunk=1 << 22)
     out = paths.models_dir() / f"{gguf.stem.lower()}-{digest[:16]}"
     if (out / BASE_META).is_file():
@@ -169,8 +170,16 @@ def convert_gguf(gguf: Path, *, model_id: str | None = None) -> Path:
             return out
         log.info("converting %s to safetensors (once)", gguf)
         _quiet_transformers()
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        except Exception as exc:  # noqa: BLE001 - transformers' GGUF reader fails on bad input in many ways
+            # (struct.error on a truncated header, ValueError/KeyError on an architecture or
+            # quantisation it cannot read, ...): the user needs to know the file is the problem.
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise BaseModelError(f"cannot read {gguf} as a GGUF model: {first}",
+                                 hint="check the file is a complete GGUF of a model transformers supports "
+                                      "(llama, mistral, qwen2, gemma3, ...), or convert it to a model directory") from exc
         cfg = src.config
         if hasattr(cfg, "quantization_config"):
             del cfg.quantization_config
@@ -186,6 +195,23 @@ def convert_gguf(gguf: Path, *, model_id: str | None = None) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def _check_gguf(gguf: Path) -> None:
+    """A clear error for a file that is not GGUF at all (transformers' own is a traceback)."""
+    try:
+        with open(gguf, "rb") as f:
+            head = f.read(len(GGUF_MAGIC))
+    except OSError as exc:
+        raise BaseModelError(f"cannot read {gguf} ({exc.strerror})", hint="check the path and its permissions") from None
+    if head != GGUF_MAGIC:
+        what = "is empty" if not head else f"starts with {head!r}, not {GGUF_MAGIC!r}"
+        raise BaseModelError(f"{gguf} is not a GGUF file: it {what}",
+                             hint="pass a GGUF model file (llama.cpp format), a model directory, ORG/NAME from the "
+                                  "Hub, or 'default'")
 
 
 def _check_no_pickle(model_dir: Path, label: str) -> None:

@@ -5,6 +5,7 @@ Each noun/verb lives in its own module under ``llmpatch/commands/`` and register
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -19,12 +20,37 @@ from llmpatch.errors import LlmpatchError
 COMMAND_MODULES = ("core", "registry", "env", "verify", "build", "serve")
 
 
+#: Failures of the disk rather than of llmpatch: reported as a message, not a traceback.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _disk_error(exc: OSError) -> LlmpatchError | None:
+    """A one-line error for a full or read-only disk (None for any other OSError)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in _FULL:
+        return LlmpatchError(f"{exc.strerror or 'the disk is full'}{where}",
+                             hint="free some disk space (or raise the file size limit) and run the command again; "
+                                  "llmpatch writes atomically, so nothing half-written is used")
+    if exc.errno in _READ_ONLY:
+        return LlmpatchError(f"cannot write: {exc.strerror or 'permission denied'}{where}",
+                             hint="run it where you may write (check that directory's permissions and mount); "
+                                  "--dry-run shows what a command would change without writing")
+    return None
+
+
 class LlmpatchGroup(click.Group):
     """Turns typed llmpatch errors into one clear message and an exit code, without a traceback."""
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as os_exc:
+                converted = _disk_error(os_exc)
+                if converted is None:
+                    raise
+                raise converted from os_exc
         except LlmpatchError as exc:
             # a script reads stdout: give it the error as JSON too, unless the result is already there
             # (verify --json prints its report, then fails on the policy: one JSON document on stdout)

@@ -564,12 +564,50 @@ class Recipe:
                                   hint="open each fallback with a refusal, e.g. \"I'm sorry, but I can't help with "
                                   "that\"; nothing was generated or written")
 
+    def _check_models(self) -> None:
+        """``base.spec`` and ``reference.model`` parse, and a local path among them exists (nothing is loaded)."""
+        from llmpatch.base import BaseSpec
+        from llmpatch.errors import LlmpatchError
+
+        specs = [("base.spec", self.base.spec)]
+        if self.reference.kind == "model" and self.reference.model:
+            specs.append(("reference.model", self.reference.model))
+        for key, spec in specs:
+            try:
+                BaseSpec.parse(spec)
+            except LlmpatchError as exc:
+                raise RecipeError(f"{self.source}: {key}: {exc.message}",
+                                  hint=f"{exc.hint + '; ' if exc.hint else ''}nothing was generated or written") from None
+
+    def _check_prompt_files(self) -> None:
+        """Every prompt file parses and holds at least one prompt (``hf:`` sets are read at build time)."""
+        from llmpatch.errors import LlmpatchError
+        from llmpatch.evaluate.prompts import load_prompts
+
+        d = self.domain
+        groups = [("prompts.train", self.prompts.train, d), ("prompts.eval", self.prompts.eval, d),
+                  ("prompts.benign", self.prompts.benign, "over_refusal"), ("select.prompts", self.select.prompts, d),
+                  ("select.benign", self.select.benign, "over_refusal"), ("utility.prompts", self.utility.prompts, "utility")]
+        groups += [(f"eval.prompts.{suite}", (src,), suite) for suite, src in (self.eval.prompts or {}).items()]
+        for where, sources, suite in groups:
+            for src in sources:
+                if src in ("builtin", "default") or src.startswith("hf:"):
+                    continue
+                try:
+                    load_prompts(suite, src, "all")
+                except LlmpatchError as exc:
+                    raise RecipeError(f"{self.source}: {where}: {exc.message}",
+                                      hint=f"{exc.hint + '; ' if exc.hint else ''}nothing was generated or written") from None
+
     def _check(self) -> None:
-        """Checks that need other modules: fallbacks are refusals, judges exist, name and version parse."""
+        """Checks that need other modules: fallbacks are refusals, models and prompt files exist, judges exist,
+        name and version parse."""
         from llmpatch.evaluate.judges import parse_judge_spec
         from llmpatch.versions import check_name, parse_version
 
         self._check_fallbacks()
+        self._check_models()
+        self._check_prompt_files()
         for key, spec in (("name", self.judge.name), ("guard", self.judge.guard)):
             if spec:
                 try:

@@ -113,11 +113,14 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
 
     env = env or _open(env_dir)
     regs = registries or _Registries(env, None)
+    if dry_run:
+        # A dry run only reads (generation files and `current` are replaced atomically, so an
+        # unlocked read is consistent): no lock, no recovery, nothing written, so it also works
+        # on a read-only environment.
+        _finish(env, build_plan(env, regs), None, as_json=as_json, dry_run=True)
+        return
     with env.transaction(command, timeout=timeout, on_wait=_say, on_recover=_say):
         plan = build_plan(env, regs)
-        if dry_run:
-            _finish(env, plan, None, as_json=as_json, dry_run=True)
-            return
         previous = env.current_number()
         # an unchanged stack writes no generation, but a damaged store copy of it is still repaired
         gen = None if plan.unchanged and not plan.repair else ops.apply(env, plan, regs,
@@ -217,6 +220,15 @@ def register(cli: click.Group) -> None:
             # A fresh checkout: create the environment from the lock file's base.
             lock = LockFile.read(lockfile or Path.cwd() / "llmpatch.lock")
             target = env_dir or paths.new_env_dir()
+            if dry_run:  # creating the environment is a change too
+                ids = [p.id for p in lock.patches]
+                if as_json:
+                    ui.print_json({"plan": {"action": "sync", "create": str(target), "base": lock.base.spec,
+                                            "after": ids}, "dry_run": True})
+                    return
+                ui.out(f"would create an environment at {target} pinned to {lock.base.spec} and install "
+                       f"{', '.join(ids) or 'nothing'} (dry run: nothing changed)", markup=False)
+                return
             env = Environment.create(target, lock.base.spec, registry=registry or lock.registry)
         regs = _Registries(env, registry)
         _run(env_dir, "llmpatch install --locked", lock_timeout,
@@ -375,8 +387,11 @@ def register(cli: click.Group) -> None:
         from llmpatch.env import operations as ops
 
         env = _open(env_dir)
-        with env.transaction("llmpatch gc", timeout=lock_timeout, on_wait=_say, on_recover=_say):
-            removed = ops.gc(env, keep_last=keep_last, dry_run=dry_run)
+        if dry_run:  # reads only: no lock, works on a read-only environment
+            removed = ops.gc(env, keep_last=keep_last, dry_run=True)
+        else:
+            with env.transaction("llmpatch gc", timeout=lock_timeout, on_wait=_say, on_recover=_say):
+                removed = ops.gc(env, keep_last=keep_last)
         if as_json:
             ui.print_json({**removed, "dry_run": dry_run})
             return

@@ -410,9 +410,10 @@ def gc(env: Environment, *, keep_last: int | None = None, dry_run: bool = False)
     activated = env.activated()
     for n in env.numbers():  # written but never activated (an interrupted run)
         if n != cur and n not in activated:
-            (env.gen_dir / f"{n}.json").unlink()
+            if not dry_run:
+                (env.gen_dir / f"{n}.json").unlink()
             removed_gens.append(str(n))
-    nums = env.numbers()
+    nums = [n for n in env.numbers() if str(n) not in removed_gens]
     if keep_last is not None:
         if keep_last < 1:
             raise EnvironmentStateError(f"--keep-last must be at least 1, got {keep_last}")
