@@ -33,8 +33,8 @@ def _disk_error(exc: OSError) -> LlmpatchError | None:
                              hint="free some disk space (or raise the file size limit) and run the command again; "
                                   "llmpatch writes atomically, so nothing half-written is used")
     if exc.errno in _READ_ONLY:
-        return LlmpatchError(f"cannot write: {exc.strerror or 'permission denied'}{where}",
-                             hint="run it where you may write (check that directory's permissions and mount); "
+        return LlmpatchError(f"{exc.strerror or 'permission denied'}{where}",
+                             hint="check that you may read and write there (permissions, a read-only mount); "
                                   "--dry-run shows what a command would change without writing")
     return None
 
