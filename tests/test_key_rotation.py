@@ -17,7 +17,7 @@ from clihelp import refused, run, run_json
 from llmpatch import paths, signing
 from llmpatch.errors import SchemaError, SignatureError
 from llmpatch.registry import RegistryConfig, open_registry
-from llmpatch.registry.index import forget_parsed
+from llmpatch.registry.cache import forget_parsed
 
 
 def trust_snapshot() -> dict[str, bytes]:
