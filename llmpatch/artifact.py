@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from llmpatch.errors import IntegrityError, LlmpatchError, UnsafeFormatError
-from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest
+from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest, Provided
 from llmpatch.util import PICKLE_SUFFIXES, now_iso, sha256_file
 from llmpatch.versions import check_name, parse_version
 
@@ -297,6 +297,13 @@ def model_card(manifest: Manifest) -> str:
         f"| domains | {', '.join(manifest.domains)} |",
         f"| virtual tokens | {manifest.num_virtual_tokens} |", "",
     ]
+    if manifest.provides:
+        lines += ["## Provides", "",
+                  "A merged patch (`llmpatch merge`): one prefix distilled from these patches, which it replaces. "
+                  "Do not stack it with any of them.", "",
+                  "| patch | version | payload sha256 |", "|---|---|---|"]
+        lines += [f"| {p.name} | {p.version} | `{p.payload_sha256[:16]}…` |" for p in manifest.provides]
+        lines.append("")
     if manifest.evals:
         lines += ["## Evaluation (at build time, held-out prompts)", "", "| suite | metric | patched | unpatched |", "|---|---|---|---|"]
         for e in manifest.evals:
@@ -344,6 +351,7 @@ def write_patch(
     num_layers: int | None = None,
     num_attention_heads: int | None = None,
     overwrite: bool = False,
+    provides: Iterable[Provided | dict[str, Any]] = (),
 ) -> Patch:
     """Write a patch directory atomically (temp dir + rename) and return it, verified."""
     check_name(name)
@@ -370,6 +378,7 @@ def write_patch(
             description=description, authors=tuple(authors), build=dict(build or {}),
             evals=tuple(e if isinstance(e, EvalClaim) else EvalClaim.from_dict(e) for e in evals),
             requires=dict(requires or {}), conflicts=dict(conflicts or {}),
+            provides=tuple(p if isinstance(p, Provided) else Provided.from_dict(p) for p in provides),
         )
         draft = Manifest(files={}, **common)
         (tmp / MODEL_CARD).write_text(model_card(draft))

@@ -43,7 +43,12 @@ def check_base(manifest: Manifest, base: BaseRef) -> None:
 
 
 def check_constraints(manifests: Sequence[Manifest]) -> None:
-    """Enforce unique names, ``requires`` and ``conflicts`` within a stack."""
+    """Enforce unique names, ``provides``, ``requires`` and ``conflicts`` within a stack.
+
+    A name a merged patch ``provides`` counts as present (at the provided version) for
+    ``requires`` and ``conflicts``; the provided patch itself, or a second patch providing the
+    same name, may not be in the stack too (its effect would apply twice).
+    """
     by_name: dict[str, Manifest] = {}
     for m in manifests:
         if m.name in by_name:
@@ -52,8 +57,35 @@ def check_constraints(manifests: Sequence[Manifest]) -> None:
                 hint="a stack holds one version of each patch; remove one",
             )
         by_name[m.name] = m
+    provided: dict[str, tuple[str, Manifest]] = {}  # name -> (version, the merged patch providing it)
+    for m in manifests:
+        for p in m.provides:
+            if p.name in by_name:
+                have = by_name[p.name]
+                raise CompositionError(
+                    f"{m.name} {m.version} provides {p.name} {p.version} (a merged patch: {p.name}'s effect is "
+                    f"trained into it), and the stack also holds {p.name} {have.version}: its effect would apply twice",
+                    hint=f"remove {p.name} (the merged patch replaces it), or remove {m.name} and keep the separate patches",
+                )
+            if p.name in provided:
+                other = provided[p.name][1]
+                raise CompositionError(
+                    f"{m.name} {m.version} and {other.name} {other.version} both provide {p.name}: "
+                    "two merged patches cannot stand in for the same patch",
+                    hint=f"remove {m.name} or {other.name}",
+                )
+            provided[p.name] = (p.version, m)
     for m in manifests:
         for dep, rng in sorted(m.requires.items()):
+            if dep not in by_name and dep in provided:
+                version, merged = provided[dep]
+                if VersionRange.parse(rng).contains(version, include_prerelease=True):
+                    continue
+                raise CompositionError(
+                    f"{m.name} {m.version} requires {dep} {rng}, but the stack's {merged.name} {merged.version} "
+                    f"provides {dep} {version}",
+                    hint=f"use a merged patch that provides {dep} within {rng}, or the separate {dep} patch",
+                )
             have = by_name.get(dep)
             if have is None:
                 raise CompositionError(
@@ -71,6 +103,14 @@ def check_constraints(manifests: Sequence[Manifest]) -> None:
                 raise CompositionError(
                     f"{m.name} {m.version} conflicts with {other} {rng}, and the stack has {other} {have.version}",
                     hint=f"remove {other} or {m.name} from the stack",
+                )
+            if have is None and other in provided and provided[other][1] is not m \
+                    and VersionRange.parse(rng).contains(provided[other][0], include_prerelease=True):
+                merged = provided[other][1]
+                raise CompositionError(
+                    f"{m.name} {m.version} conflicts with {other} {rng}, and the stack's {merged.name} {merged.version} "
+                    f"provides {other} {provided[other][0]}",
+                    hint=f"remove {merged.name} or {m.name} from the stack",
                 )
 
 

@@ -134,6 +134,33 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class Provided:
+    """A patch version a merged patch stands in for (its ``provides``), pinned by payload digest.
+
+    Like Debian's ``Provides``: the resolver treats ``name`` at ``version`` as present when the
+    merged patch is, and a stack may not hold both (the effect would apply twice).
+
+    >>> Provided.from_dict({"name": "tox-fix", "version": "1.1.0", "payload_sha256": "ab" * 32}).id
+    'tox-fix@1.1.0'
+    """
+
+    name: str
+    version: str
+    payload_sha256: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "payload_sha256": self.payload_sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Provided":
+        return cls(d["name"], d["version"], d["payload_sha256"])
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated patch manifest. Use :func:`Manifest.from_dict` / :meth:`to_dict`."""
 
@@ -154,6 +181,8 @@ class Manifest:
     evals: tuple[EvalClaim, ...] = ()
     requires: dict[str, str] = field(default_factory=dict)
     conflicts: dict[str, str] = field(default_factory=dict)
+    #: patch versions this (merged) patch stands in for; absent from the file when empty
+    provides: tuple[Provided, ...] = ()
 
     @property
     def id(self) -> str:
@@ -183,6 +212,8 @@ class Manifest:
             d["description"] = self.description
         if self.authors:
             d["authors"] = list(self.authors)
+        if self.provides:
+            d["provides"] = [p.to_dict() for p in self.provides]
         schemas.validate(d, "manifest", what=f"manifest of {self.name} {self.version}", error=ManifestError)
         return d
 
@@ -206,6 +237,14 @@ class Manifest:
                     VersionRange.parse(rng)
                 except Exception as exc:
                     raise ManifestError(f"{source}: {table}[{dep!r}] = {rng!r} is not a valid version range: {exc}") from None
+        provided = [p["name"] for p in d.get("provides") or ()]
+        if d["name"] in provided:
+            raise ManifestError(f"{source}: {d['name']} lists itself in provides",
+                                hint="provides names the other patches a merged patch stands in for")
+        if len(set(provided)) != len(provided):
+            dup = sorted({n for n in provided if provided.count(n) > 1})
+            raise ManifestError(f"{source}: provides names {', '.join(dup)} more than once",
+                                hint="a merged patch provides one version of each patch")
         return cls(
             name=d["name"],
             version=d["version"],
@@ -224,6 +263,7 @@ class Manifest:
             evals=tuple(EvalClaim.from_dict(e) for e in d["evals"]),
             requires=dict(d["requires"]),
             conflicts=dict(d["conflicts"]),
+            provides=tuple(Provided.from_dict(p) for p in d.get("provides") or ()),
         )
 
     def to_json(self) -> str:

@@ -33,6 +33,9 @@ def _manifest_rows(m) -> list[tuple[str, str]]:
         ("requires", ", ".join(f"{k} {v}" for k, v in m.requires.items()) or "-"),
         ("conflicts", ", ".join(f"{k} {v}" for k, v in m.conflicts.items()) or "-"),
     ]
+    if m.provides:
+        rows.append(("provides", ", ".join(f"{p.name} {p.version} (payload sha256:{p.payload_sha256[:12]}…)"
+                                           for p in m.provides)))
     rows += [(f"file {k}", f"sha256:{v.sha256[:16]}… ({v.size} B)") for k, v in sorted(m.files.items())]
     for e in m.evals:
         extra = f" (unpatched {e.base_value:.4g})" if isinstance(e.base_value, (int, float)) else ""

@@ -84,7 +84,7 @@ def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
                        "generation": _gen_dict(env, gen) if gen is not None else None})
         return
     for note in plan.notes:
-        _say(f"warning: {note}")
+        _say(note if note.startswith("note: ") else f"warning: {note}")
     _show_plan(plan, dry_run=dry_run)
     if gen is not None:
         ui.out(f"[green]generation {gen.number}[/green] is now current: {ui.escape(gen.describe())}")
@@ -162,6 +162,8 @@ def register(cli: click.Group) -> None:
     @click.argument("specs", nargs=-1)
     @click.option("--pre", is_flag=True, help="Allow prereleases (e.g. 2.0.0-rc.1).")
     @click.option("--position", type=click.IntRange(min=1), help="Insert the new patches at this stack position (1 = first).")
+    @click.option("--prefer-merged", is_flag=True,
+                  help="Install a merged patch (from `llmpatch merge`) that provides the requested patches instead of them.")
     @dry_run_option
     @click.option("--locked", is_flag=True, help="Reproduce llmpatch.lock exactly (like `llmpatch sync`).")
     @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file for --locked (default: the project's llmpatch.lock).")
@@ -174,14 +176,18 @@ def register(cli: click.Group) -> None:
     @_env_option
     @_timeout_option
     @_json_option
-    def install(specs, pre, position, dry_run, locked, lockfile, registry, verify, policy, verify_limit, env_dir,
-                lock_timeout, as_json) -> None:
+    def install(specs, pre, position, prefer_merged, dry_run, locked, lockfile, registry, verify, policy, verify_limit,
+                env_dir, lock_timeout, as_json) -> None:
         """Install patches. Example: llmpatch install tox-fix@1.2 bias-fix@^2.0 --verify --policy policy.toml
 
         \b
         Specs: NAME (newest release), NAME@1.2.3 (exact), NAME@1.2 (newest 1.2.x),
         NAME@^1.2 (>=1.2.0 <2.0.0), NAME@~1.2.3 (>=1.2.3 <1.3.0), NAME@'>=1.0 <2.0',
         NAME@'<1 || >=3'. Prereleases need --pre; yanked versions need an exact pin.
+
+        A merged patch that provides every requested patch is chosen instead of them with
+        --prefer-merged, or when the registry marks it as their replacement; it is never
+        stacked with a patch it provides.
         """
         from llmpatch.env import operations as ops
         from llmpatch.errors import InvalidSpecError
@@ -198,9 +204,11 @@ def register(cli: click.Group) -> None:
         parsed = [PatchSpec.parse(s) for s in specs]
         env = _open(env_dir)
         regs = _Registries(env, registry)
-        command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "")
+        command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "") \
+            + (" --prefer-merged" if prefer_merged else "")
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
-            e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url),
+            e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url,
+            prefer_merged=prefer_merged),
             dry_run=dry_run, as_json=as_json, registries=regs, verify=verify or policy is not None, policy=policy,
             verify_limit=verify_limit, env=env)
 

@@ -61,6 +61,13 @@ def _fmt_evals(evals) -> str:
     return "; ".join(parts)
 
 
+def _fmt_provides(provides) -> str:
+    """``tox-fix 1.1.0 (sha256:ab12…), ...`` for manifests (objects) and index entries (dicts)."""
+    rows = [(p["name"], p["version"], p["payload_sha256"]) if isinstance(p, dict) else (p.name, p.version, p.payload_sha256)
+            for p in provides]
+    return ", ".join(f"{n} {v} (payload sha256:{d[:12]}…)" for n, v, d in rows) or "-"
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
 
@@ -147,6 +154,9 @@ def register(cli: click.Group) -> None:
             ("virtual tokens", chosen.num_virtual_tokens),
             ("requires", ", ".join(f"{k} {v}" for k, v in chosen.requires.items()) or "-"),
             ("conflicts", ", ".join(f"{k} {v}" for k, v in chosen.conflicts.items()) or "-"),
+            *([("provides", _fmt_provides(chosen.provides)),
+               ("replacement", "yes: install picks it for a request of everything it provides" if chosen.replaces
+                else "no: install picks it only when named, or with --prefer-merged")] if chosen.provides else []),
             ("published", chosen.published), ("location", ", ".join(f"{k}={v}" for k, v in chosen.location.items())),
             ("manifest sha256", chosen.manifest_sha256),
             ("signed by", chosen.signature["keyid"][:16] + "…" if chosen.signature else "unsigned"),
@@ -205,6 +215,35 @@ def register(cli: click.Group) -> None:
                            "registry": reg.url})
             return
         ui.out(f"{'un-yanked' if undo else 'yanked'} {ps.name}@{version} in {reg.url}", markup=False)
+
+    @cli.command("mark-replacement")
+    @click.argument("spec")
+    @_registry_option
+    @click.option("--undo", is_flag=True, help="Remove the mark.")
+    @click.option("--key", "key_name", default=None, metavar="NAME|PATH", help="Key to re-sign the index with (default: 'default').")
+    @json_option()
+    def mark_replacement(spec: str, registry_url: str | None, undo: bool, key_name: str | None, as_json: bool) -> None:
+        """Mark a merged patch NAME@VERSION as the replacement of the patches it provides (registry owners).
+
+        `llmpatch install` then picks it for a request that names every patch it provides, without
+        --prefer-merged. The mark lives in the signed index, not in the patch.
+        Example: llmpatch mark-replacement safety-merged@1.0.0
+        """
+        from llmpatch.errors import InvalidSpecError
+        from llmpatch.versions import PatchSpec
+
+        ps = PatchSpec.parse(spec)
+        if not ps.range.is_exact:
+            raise InvalidSpecError(f"mark-replacement needs an exact version, got {spec!r}",
+                                   hint=f"e.g. llmpatch mark-replacement {ps.name}@1.0.0")
+        reg = _open(registry_url)
+        version = str(ps.range)
+        reg.mark_replacement(ps.name, version, undo=undo, key=_signing_key(key_name, False))
+        if as_json:
+            ui.print_json({"name": ps.name, "version": version, "replaces": not undo, "registry": reg.url})
+            return
+        ui.out(f"{'unmarked' if undo else 'marked'} {ps.name}@{version} as {'no longer ' if undo else ''}the replacement "
+               f"of the patches it provides in {reg.url}", markup=False)
 
     @cli.group("registry")
     def registry_group() -> None:

@@ -26,7 +26,7 @@ from llmpatch.errors import (
     PolicyViolation,
 )
 from llmpatch.manifest import Manifest
-from llmpatch.resolver import KEPT, Entry, Requirement, resolve
+from llmpatch.resolver import KEPT, Entry, Requirement, resolve_stack
 from llmpatch.versions import PatchSpec
 
 
@@ -115,7 +115,7 @@ def _item(p: Installed) -> Item:
 def _stored_entry(env: Environment, p: Installed) -> Entry:
     """An index-entry view of an installed patch, from its manifest in the store (no registry needed)."""
     m = Manifest.read(env.store.path(p.manifest_sha256) / "llmpatch.json")
-    return Entry(p.name, p.version, m.base.fingerprint, dict(m.requires), dict(m.conflicts))
+    return Entry(p.name, p.version, m.base.fingerprint, dict(m.requires), dict(m.conflicts), provides=m.provides)
 
 
 class _Lookup:
@@ -143,6 +143,12 @@ class _Lookup:
     def names(self) -> list[str]:
         return list(self.index().names())
 
+    def providers(self, name: str) -> list[Any]:
+        """Merged patches in the registry that provide ``name`` (installed ones are found by their own name)."""
+        if self.registry is None:
+            return []
+        return [e for e in self.index().providers(name) if e.name not in self.pinned]
+
 
 def _where(registry: Any, url: str | None) -> str:
     return f"registry {url}" if url else "the registry"
@@ -150,16 +156,34 @@ def _where(registry: Any, url: str | None) -> str:
 
 def plan_resolve(env: Environment, registry: Any, *, action: str, command: str,
                  change: dict[str, PatchSpec], keep: Sequence[Installed], drop: set[str] = frozenset(),
-                 pre: bool = False, position: int | None = None, registry_url: str | None = None) -> Plan:
-    """Resolve ``change`` (name -> spec) while keeping ``keep`` pinned; order is preserved."""
+                 pre: bool = False, position: int | None = None, registry_url: str | None = None,
+                 prefer_merged: bool = False) -> Plan:
+    """Resolve ``change`` (name -> spec) while keeping ``keep`` pinned; order is preserved.
+
+    A merged patch chosen to stand in for requested names (see :mod:`llmpatch.resolver`) is
+    recorded as requested ``NAME@VERSION`` (exactly the version that provides them), and the plan
+    says what it stands in for.
+    """
     cur = env.current()
     pinned = {p.name: p for p in keep if p.name not in change and p.name not in drop}
     reqs = [Requirement(s.name, s.range.text) for s in change.values()]
     reqs += [Requirement(p.name, p.version, parent=KEPT) for p in pinned.values()]
     lookup = _Lookup(env, registry, pinned)
-    entries = resolve(reqs, lookup, base_fingerprint=env.base_ref.fingerprint, pre=pre,
-                      where=_where(registry, registry_url))
+    resolution = resolve_stack(reqs, lookup, base_fingerprint=env.base_ref.fingerprint, pre=pre,
+                               where=_where(registry, registry_url), prefer_merged=prefer_merged)
+    entries = resolution.entries
     chosen = {e.name: e for e in entries}
+    stand_ins: dict[str, list[str]] = {}  # merged patch -> the requested specs it stands in for
+    ordered: dict[str, PatchSpec] = {}  # the request, a stand-in taking the place of the first spec it provides
+    for name, spec in change.items():
+        ordered[name] = spec
+        version, merged = resolution.provided.get(name, (None, None))
+        if merged is not None:
+            stand_ins.setdefault(merged.name, []).append(f"{spec} (as {name} {version})")
+            if merged.name not in change and merged.name not in pinned and merged.name not in ordered:
+                ordered[merged.name] = PatchSpec.parse(f"{merged.name}@{merged.version}")
+    requested_now = set(change)
+    change = ordered
     by_old = {p.name: p for p in cur.patches}
     after: list[Item] = []
     for p in cur.patches:  # existing order first, changed versions in place
@@ -178,6 +202,11 @@ def plan_resolve(env: Environment, registry: Any, *, action: str, command: str,
     after[at:at] = new_items
     notes = [f"{i.id} is yanked" + (f": {i.entry.yank_reason}" if getattr(i.entry, "yank_reason", None) else "")
              for i in after if i.installed is None and getattr(i.entry, "yanked", False)]
+    for merged_name, specs in stand_ins.items():
+        e = chosen[merged_name]
+        why = ("installed" if merged_name in pinned else "requested" if merged_name in requested_now
+               else "marked by the registry as their replacement" if getattr(e, "replaces", False) else "--prefer-merged")
+        notes.append(f"note: {merged_name} {e.version} (a merged patch, {why}) provides {', '.join(specs)}")
     return Plan(action, command, cur.patches, after, notes=notes)
 
 
@@ -200,8 +229,12 @@ def _new_item(e: Any, name: str, change: dict[str, PatchSpec], url: str | None, 
 
 
 def plan_install(env: Environment, registry: Any, specs: Sequence[PatchSpec], *, command: str, pre: bool = False,
-                 position: int | None = None, registry_url: str | None = None) -> Plan:
-    """Add (or change the range of) ``specs``; installed patches keep their versions."""
+                 position: int | None = None, registry_url: str | None = None, prefer_merged: bool = False) -> Plan:
+    """Add (or change the range of) ``specs``; installed patches keep their versions.
+
+    ``prefer_merged``: a merged patch that provides every requested name it stands for is
+    installed instead of the separate patches (see :func:`llmpatch.resolver.resolve_stack`).
+    """
     change: dict[str, PatchSpec] = {}
     for s in specs:
         if s.name in change and str(change[s.name]) != str(s):
@@ -209,7 +242,8 @@ def plan_install(env: Environment, registry: Any, specs: Sequence[PatchSpec], *,
                                    hint=f"name {s.name} once, with the range you want")
         change[s.name] = s
     return plan_resolve(env, registry, action="install", command=command, change=change,
-                        keep=env.current().patches, pre=pre, position=position, registry_url=registry_url)
+                        keep=env.current().patches, pre=pre, position=position, registry_url=registry_url,
+                        prefer_merged=prefer_merged)
 
 
 def plan_remove(env: Environment, names: Sequence[str], *, command: str) -> Plan:

@@ -40,6 +40,8 @@ class Registry(Protocol):
 
     def resign(self, key: SigningKey, *, dry_run: bool = False) -> list[IndexEntry]: ...
 
+    def mark_replacement(self, name: str, version: str, *, undo: bool = False, key: SigningKey | None = None) -> None: ...
+
 
 @dataclass(frozen=True)
 class RegistryConfig:
@@ -97,7 +99,27 @@ class Prepared:
             requires=dict(m.requires), conflicts=dict(m.conflicts), files=self.files,
             manifest_sha256=self.manifest_sha256, yanked=False, yank_reason=None, published=now_iso(),
             location=location, signature=self.signature, evals=tuple(e.to_dict() for e in m.evals),
+            provides=tuple(p.to_dict() for p in m.provides),
         )
+
+
+def replacement_entry(entry: IndexEntry, *, undo: bool, registry: str) -> IndexEntry:
+    """``entry`` with its ``replaces`` mark set (or cleared); only a merged patch can be a replacement.
+
+    The mark is the registry owner's decision, kept in the signed index (not in the vendor's
+    manifest): with it, ``install tox-fix@1.1 harm-fix@1.2`` picks a merged patch that provides
+    both without ``--prefer-merged``.
+    """
+    if not undo and not entry.provides:
+        raise RegistryError(
+            f"{entry.id} in registry {registry} provides no other patch, so it cannot replace any",
+            hint="only a merged patch (made by `llmpatch merge`, with `provides` in its manifest) can be a replacement",
+        )
+    d = entry.to_dict()
+    d.pop("replaces", None)
+    if not undo:
+        d["replaces"] = True
+    return IndexEntry.from_dict(entry.name, entry.version, d)
 
 
 class RegistryBase:

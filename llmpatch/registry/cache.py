@@ -31,7 +31,8 @@ from llmpatch import atomic, paths
 
 T = TypeVar("T")
 
-VIEW_VERSION = 2
+#: 3: the header holds the index's ``provided`` map (merged patches by the names they provide)
+VIEW_VERSION = 3
 MEMO_SIZE = 4
 
 _MEMO: "OrderedDict[str, Any]" = OrderedDict()

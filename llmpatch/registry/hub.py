@@ -28,7 +28,7 @@ from llmpatch import paths
 from llmpatch.errors import (
     AlreadyPublishedError, IntegrityError, LlmpatchError, RegistryError, RegistryHTTPError, SignatureError,
 )
-from llmpatch.registry.base import RegistryBase, RegistryConfig
+from llmpatch.registry.base import RegistryBase, RegistryConfig, replacement_entry
 from llmpatch.registry.index import CONFIG_FILE, INDEX_FILE, INDEX_SIG_FILE, Index, IndexEntry
 from llmpatch.signing import SigningKey
 
@@ -241,6 +241,14 @@ class HubRegistry(RegistryBase):
         own = self._own_keys(key)
         return self._commit_index(lambda new: self._resign_entries(new, key, own), key,
                                   f"re-sign with key {key.keyid[:16]}", keys=own, dry_run=dry_run)
+
+    def mark_replacement(self, name: str, version: str, *, undo: bool = False, key: SigningKey | None = None) -> None:
+        """Mark a merged patch as the replacement of what it provides (or not), in the index only."""
+
+        def change(new: Index) -> None:
+            new.put(replacement_entry(new.get(name, version), undo=undo, registry=self.url))
+
+        self._commit_index(change, key, f"{'unmark' if undo else 'mark'} {name}@{version} as a replacement")
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         """Download one version by its commit id into ``dest`` and verify it completely."""

@@ -48,6 +48,11 @@ class IndexEntry:
     location: dict
     signature: dict | None
     evals: tuple[dict, ...] = field(default=())
+    #: the manifest's ``provides`` (wire form: name, version, payload_sha256), for merged patches
+    provides: tuple[dict, ...] = field(default=())
+    #: set by the registry owner (``llmpatch mark-replacement``): the resolver may pick this merged
+    #: patch for a request of everything it provides, without ``--prefer-merged``
+    replaces: bool = False
 
     @property
     def id(self) -> str:
@@ -65,8 +70,8 @@ class IndexEntry:
         return sum(int(f["size"]) for f in self.files.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """The index form (name and version are the keys above it)."""
-        return {
+        """The index form (name and version are the keys above it); ``provides``/``replaces`` only when set."""
+        d = {
             "summary": self.summary, "domains": list(self.domains), "base_fingerprint": self.base_fingerprint,
             "base_id": self.base_id, "num_virtual_tokens": self.num_virtual_tokens, "requires": dict(self.requires),
             "conflicts": dict(self.conflicts), "files": {k: dict(v) for k, v in sorted(self.files.items())},
@@ -74,6 +79,11 @@ class IndexEntry:
             "published": self.published, "location": dict(self.location), "signature": self.signature,
             "evals": [dict(e) for e in self.evals],
         }
+        if self.provides:
+            d["provides"] = [dict(p) for p in self.provides]
+        if self.replaces:
+            d["replaces"] = True
+        return d
 
     def to_json_dict(self) -> dict[str, Any]:
         """Flat form for ``--json`` output."""
@@ -88,6 +98,7 @@ class IndexEntry:
             manifest_sha256=d["manifest_sha256"], yanked=bool(d["yanked"]), yank_reason=d.get("yank_reason"),
             published=d["published"], location=dict(d["location"]), signature=d.get("signature"),
             evals=tuple(dict(e) for e in d.get("evals") or ()),
+            provides=tuple(dict(p) for p in d.get("provides") or ()), replaces=bool(d.get("replaces", False)),
         )
 
     @classmethod
@@ -103,6 +114,7 @@ class IndexEntry:
             requires=d["requires"], conflicts=d["conflicts"], files=d["files"], manifest_sha256=d["manifest_sha256"],
             yanked=d["yanked"], yank_reason=d.get("yank_reason"), published=d["published"], location=d["location"],
             signature=d.get("signature"), evals=tuple(d.get("evals") or ()),
+            provides=tuple(d.get("provides") or ()), replaces=bool(d.get("replaces", False)),
         ))
 
 
@@ -134,7 +146,8 @@ class Index:
     """
 
     def __init__(self, data: dict[str, Any], *, view: bytes | None = None,
-                 spans: dict[str, list[int]] | None = None, rows_span: list[int] | None = None) -> None:
+                 spans: dict[str, list[int]] | None = None, rows_span: list[int] | None = None,
+                 provided: dict[str, list[list[str]]] | None = None) -> None:
         self.schema_version: int = data["schema_version"]
         self.index_version: int = data["index_version"]
         self.updated: str = data["updated"]
@@ -147,6 +160,8 @@ class Index:
         self._rows_span = rows_span
         self._rows: list[list[Any]] | None = None
         self._versions: dict[str, tuple[IndexEntry, ...]] = {}
+        # provided name -> [[merged patch, version], ...]: from the view, or computed on first use
+        self._provided = provided
         self._shared = False
 
     # -- construction -------------------------------------------------------------------------
@@ -169,7 +184,8 @@ class Index:
         view = load_view(digest)
         if view is not None:
             header, body, spans, rows_span = view
-            idx = cls({**header, "patches": {}}, view=body, spans=spans, rows_span=rows_span)
+            provided = header.pop("provided", None)
+            idx = cls({**header, "patches": {}}, view=body, spans=spans, rows_span=rows_span, provided=provided)
         else:
             with no_gc():
                 data = schemas.loads(raw, what=source, hint="the registry index is corrupt; ask its owner to republish")
@@ -214,6 +230,7 @@ class Index:
         self._parsed[entry.name] = patch  # a new name starts with an empty version table
         patch["versions"][entry.version] = entry.to_dict()
         self._rows = None
+        self._provided = None
         self._versions.pop(entry.name, None)
 
     # -- rows and the view cache -------------------------------------------------------------------------
@@ -237,7 +254,7 @@ class Index:
     def _save_view(self, digest: str) -> None:
         """Cache the view of these (validated) index bytes for later processes."""
         header = {"schema_version": self.schema_version, "index_version": self.index_version,
-                  "updated": self.updated, "expires": self.expires}
+                  "updated": self.updated, "expires": self.expires, "provided": self._provided_map()}
         save_view(digest, header, self._all_rows(), {n: (lambda n=n: self._patch(n)) for n in self.names()})
 
     # -- queries ------------------------------------------------------------------------------
@@ -299,6 +316,22 @@ class Index:
                     continue
             out.append(IndexEntry._from_valid(name, version, self._patch(name)["versions"][version]))
         return out
+
+    def _provided_map(self) -> dict[str, list[list[str]]]:
+        """Provided name -> ``[merged patch name, version]`` of every version that provides it."""
+        if self._provided is None:
+            out: dict[str, list[list[str]]] = {}
+            for name in self.names():
+                vs = self._patch(name)["versions"]
+                for v in newest_first(vs):
+                    for p in vs[v].get("provides") or ():
+                        out.setdefault(p["name"], []).append([name, v])
+            self._provided = out
+        return self._provided
+
+    def providers(self, name: str) -> list[IndexEntry]:
+        """Every version of another patch that ``provides`` ``name`` (merged patches), newest first per patch."""
+        return [IndexEntry._from_valid(n, v, self._patch(n)["versions"][v]) for n, v in self._provided_map().get(name, ())]
 
     def entries(self) -> Iterable[IndexEntry]:
         """Every version of every patch."""

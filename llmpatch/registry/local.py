@@ -35,7 +35,7 @@ from llmpatch.errors import (
     RegistryError,
     SignatureError,
 )
-from llmpatch.registry.base import RegistryBase, RegistryConfig
+from llmpatch.registry.base import RegistryBase, RegistryConfig, replacement_entry
 from llmpatch.registry.index import (
     CONFIG_FILE,
     INDEX_FILE,
@@ -230,6 +230,20 @@ class LocalRegistry(RegistryBase):
             if not dry_run:
                 self._write_index(new, key)
             return done
+        finally:
+            lock.release()
+
+    def mark_replacement(self, name: str, version: str, *, undo: bool = False, key: SigningKey | None = None) -> None:
+        """Mark a merged patch as the replacement of what it provides (or not); see :func:`replacement_entry`."""
+        config = self.config()
+        self._check_signer(key, config, f"{'un' if undo else ''}marking {name}@{version} as a replacement")
+        lock = self._locked()
+        try:
+            idx = self.index()
+            entry = replacement_entry(idx.get(name, version), undo=undo, registry=self.url)
+            new = idx.next(expires=config.expiry())
+            new.put(entry)
+            self._write_index(new, key)
         finally:
             lock.release()
 
