@@ -17,7 +17,7 @@ from llmpatch.commands.options import JSON_META
 from llmpatch.errors import LlmpatchError
 
 #: Modules under llmpatch.commands that define ``register(cli)``. One per area, one owner each.
-COMMAND_MODULES = ("core", "registry", "env", "verify", "build", "serve")
+COMMAND_MODULES = ("core", "registry", "env", "verify", "build", "merge", "serve")
 
 
 #: Failures of the disk rather than of llmpatch: reported as a message, not a traceback.
