@@ -79,7 +79,7 @@ def merged(stack, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMPATCH_HOME", str(home))
         res = run_json("merge", stack["tox"].path, stack["harm"].path, "-o", out, "--name", "safety",
-                       "--prompts", f"harmfulness={stack['harm_file']}", *_sets(*FAST))
+                       "--prompts", f"harmfulness={stack['harm_file']}", "--report", out.parent / "report", *_sets(*FAST))
     return res, out
 
 
@@ -143,6 +143,15 @@ def test_the_merged_manifest_carries_evals_for_each_domain(merged):
     assert all(c.n == 2 and c.base_value is not None for c in claims.values())
     solo = json.loads((out / "llmpatch.json").read_text())["build"]["merge"]["solo"]
     assert solo["toxicity"]["owner"] == "tox-fix@1.1.0"
+
+
+def test_the_report_directory_holds_merge_and_verify_json_and_curves(merged):
+    _, out = merged
+    report = out.parent / "report"
+    assert (report / "curves.png").stat().st_size > 1000
+    d = json.loads((report / "merge.json").read_text())
+    assert d["patch"]["name"] == "safety" and d["plan"]["domains"][0]["domain"] == "toxicity"
+    assert {s["name"] for s in json.loads((report / "verify.json").read_text())["suites"]} == {"toxicity", "harmfulness"}
 
 
 def test_the_merged_patch_publishes_signed_and_installs_in_place_of_its_inputs(merged, stack, loud_model_dir, project,

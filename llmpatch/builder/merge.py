@@ -49,6 +49,15 @@ _RECIPE_DOMAIN = {"gender_bias": "gender"}
 _MANIFEST_DOMAIN = {"gender": "gender_bias"}
 #: Version of ``build.merge`` and of the work and data keys.
 MERGE_FORMAT = 1
+#: A merge's settings where they differ from a build's defaults: the targets are one greedy answer
+#: per prompt (no best-of sampling), long enough for chat answers; one DPO epoch with an SFT term
+#: on the chosen answers (``dpo.sft_weight``), since the aim is to imitate the owners, not to
+#: move past them. ``--set`` overrides any of them.
+MERGE_DEFAULTS: dict[str, Any] = {
+    "generation": {"max_new_tokens": 48, "batch_size": 16},
+    "sft": {"epochs": 2, "batch_size": 8, "max_length": 192},
+    "dpo": {"epochs": 1, "batch_size": 8, "max_length": 192, "sft_weight": 0.2},
+}
 
 
 def recipe_domain(domain: str) -> str:
@@ -418,7 +427,7 @@ def plan_merge(refs: Sequence[str | Path], out_dir: str | Path, *, name: str | N
            "base": {"spec": spec},
            "prefix": {"num_virtual_tokens": tokens, "init": "text" if init_text else "random",
                       **({"init_text": init_text} if init_text else {})},
-           "select": {"enabled": False}}
+           "select": {"enabled": False}, **MERGE_DEFAULTS}
     recipe = Recipe.from_dict(raw, overrides=overrides, source="merge settings")
     if recipe.select.enabled:
         raise RecipeError("merge has no checkpoint selection (select.enabled): it trains to the owners' answers",
@@ -619,8 +628,13 @@ def _solo_claims(plan: MergePlan, evals: Sequence[EvalClaim]) -> dict[str, Any]:
 
 
 def merge(plan: MergePlan, *, progress: ProgressFactory | None = None, use_cache: bool = True,
-          on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> MergeResult:
-    """Run a checked :class:`MergePlan`: targets, SFT + DPO, evaluation, atomic write."""
+          on_stage: Callable[[str, dict[str, Any]], None] | None = None,
+          report_dir: str | Path | None = None) -> MergeResult:
+    """Run a checked :class:`MergePlan`: targets, SFT + DPO, evaluation, atomic write.
+
+    ``report_dir``: also write ``merge.json`` (the result), ``verify.json`` (the evaluation) and
+    the training curves there, as ``llmpatch build --report`` does.
+    """
     from llmpatch import artifact
     from llmpatch import base as base_mod
 
@@ -682,7 +696,21 @@ def merge(plan: MergePlan, *, progress: ProgressFactory | None = None, use_cache
         note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.value) for e in evals]})
     patch = artifact.write_patch(plan.out_dir, result.embeddings, evals=evals, overwrite=plan.force, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
-    return MergeResult(patch, plan.out_dir, work, stats, build_info["training"], evals, report, timing, cached)
+    res = MergeResult(patch, plan.out_dir, work, stats, build_info["training"], evals, report, timing, cached)
+    if report_dir is not None:
+        _write_report(Path(report_dir), res, plan, result)
+    return res
+
+
+def _write_report(report_dir: Path, res: MergeResult, plan: MergePlan, trained: Any) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    train_mod.save_curves(trained, report_dir, title=f"{plan.name} {plan.version} (merge)")
+    d = res.to_dict()
+    d["plan"] = plan.to_dict()
+    d["work_dir"] = None  # a local path: not useful in a committed results file
+    (report_dir / "merge.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
+    if res.report is not None:
+        (report_dir / "verify.json").write_text(json.dumps(res.report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
 
 
 def _manifest_sha(patch: Any) -> str:

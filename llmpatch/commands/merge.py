@@ -66,13 +66,15 @@ def register(cli: click.Group) -> None:
                   help="Training prompts of a domain (repeatable), instead of those its owner's recipe names; FILE may be 'builtin'.")
     @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
                   help="Override a setting, as in a recipe: prompts.limit, prefix.*, sft.*, dpo.*, generation.*, utility.*, eval.*.")
+    @click.option("--report", "report_dir", type=click.Path(path_type=Path),
+                  help="Also write merge.json, verify.json and the training curves (curves.png/json) here.")
     @click.option("--force", is_flag=True, help="Replace an existing output directory.")
     @click.option("--no-cache", is_flag=True, help="Generate the owners' answers again even if cached.")
     @click.option("--check", "check_only", is_flag=True, help="Only check the inputs, base, prompts and settings (no model is loaded).")
     @click.option("--dry-run", is_flag=True, help="Show the plan (same checks as --check), train and write nothing.")
     @json_option("Print the plan or the result as JSON.")
-    def merge_cmd(patch_dirs, out_dir, name, version, summary, base_spec, prompts, overrides, force, no_cache, check_only,
-                  dry_run, as_json):
+    def merge_cmd(patch_dirs, out_dir, name, version, summary, base_spec, prompts, overrides, report_dir, force, no_cache,
+                  check_only, dry_run, as_json):
         """Distil a stack of patches into one patch for the same base, which `provides` them.
 
         Each domain is learned from its owner: the patch that addresses it answers its own
@@ -112,7 +114,7 @@ def register(cli: click.Group) -> None:
 
         if not as_json:
             _show_plan(plan.to_dict(), checked_only=False)
-        result = merge(plan, progress=_progress, use_cache=not no_cache, on_stage=stage)
+        result = merge(plan, progress=_progress, use_cache=not no_cache, on_stage=stage, report_dir=report_dir)
         d = result.to_dict()
         if as_json:
             ui.print_json(d)
