@@ -165,6 +165,22 @@ def test_the_merged_patch_publishes_signed_and_installs_in_place_of_its_inputs(m
     run("init", "--base", loud_model_dir)
     got = run_json("install", "tox-fix@1.1", "harm-fix@1.2", "--prefer-merged")
     assert got["plan"]["after"] == ["safety@1.0.0"]
+    saved = project / "saved.lock"
+    saved.write_text((project / "llmpatch.lock").read_text())
+    run("remove", "safety")
+    assert run_json("install", "--locked", "--lockfile", saved)["plan"]["after"] == ["safety@1.0.0"]  # reproduced
+
+
+def test_a_merged_patch_can_be_merged_again_and_provides_what_it_provided(merged, stack, loud_model_dir, tmp_path,
+                                                                         make_patch):
+    _, out = merged
+    bias = make_patch("bias-fix", "2.0.0", base_dir=loud_model_dir, domains=["gender_bias"])
+    plan = run_json("merge", out, bias.path, "-o", tmp_path / "all", "--prompts", "gender_bias=builtin", "--check")["plan"]
+    assert [p["name"] for p in plan["provides"]] == ["safety", "tox-fix", "harm-fix", "bias-fix"]
+    doms = {d["domain"]: d for d in plan["domains"]}
+    assert doms["toxicity"]["owner"]["name"] == "safety" and doms["toxicity"]["origin"] == "recipe of safety 1.0.0"
+    assert doms["harmfulness"]["train"] == [str(stack["harm_file"])]  # the sources the first merge recorded
+    assert not (tmp_path / "all").exists()
 
 
 # -- failing early, writing nothing ------------------------------------------------------------
