@@ -25,6 +25,7 @@ patch is trained to do what each input does on its own domain:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from llmpatch import __version__, paths
+from llmpatch import __version__, atomic, paths
 from llmpatch.builder import data as data_mod
 from llmpatch.builder import recipe as recipe_mod
 from llmpatch.builder import train as train_mod
@@ -346,7 +347,7 @@ def _load_domain_prompts(plan: DomainPlan, limit: int | None) -> DomainPlan:
                         out.append(data_mod.TrainPrompt(it.id, it.text, kind, bool(c)))
     if not any(p.kind == "target" for p in out):
         raise RecipeError(f"no {plan.domain} training prompts in {', '.join(plan.train)}")
-    return DomainPlan(**{**plan.__dict__, "prompts": tuple(out)})
+    return dataclasses.replace(plan, prompts=tuple(out))
 
 
 def _load_anchors(recipe: Recipe, domains: Sequence[DomainPlan]) -> tuple[Any, ...]:
@@ -516,8 +517,6 @@ def generate_targets(plan: MergePlan, base: Any, *, progress: ProgressFactory, w
             answers = generate_forms(unpatched, texts, chats, config=cfg, progress=advance)
         out["anchors"] = [{"prompt": t, "chat": bool(c), "answer": y} for t, c, y in zip(texts, chats, answers)]
     work.mkdir(parents=True, exist_ok=True)
-    from llmpatch import atomic
-
     atomic.write_text(path, json.dumps(out, ensure_ascii=False, indent=1), durable=False)
     return out, False
 
