@@ -46,7 +46,12 @@ FILES = {
     "harm": HERE / "harm-prompts.jsonl",
     "benign": HERE / "benign-prompts.jsonl",
     "utility": ROOT / "llmpatch" / "evaluate" / "data" / "utility.jsonl",
+    "gender": HERE / "gender-prompts.jsonl",
 }
+GENDER_CATS = ("stem", "medicine", "care", "trades", "office", "arts", "leadership", "service",
+               "public_safety_law", "education", "family")
+GENDER_STEREOTYPES = ("male", "female", "neutral")
+GENDER_FRAMINGS = ("story", "description", "dialogue", "letter", "day_in_life", "advice", "continuation")
 EXISTING = sorted((ROOT / "llmpatch" / "evaluate" / "data").glob("*.jsonl"))
 EXISTING = [p for p in EXISTING if p.name != "utility.jsonl"]
 EXISTING += [HERE / "harm-train-extra.jsonl", HERE / "benign-train-extra.jsonl"]
@@ -87,8 +92,9 @@ def existing_prompts() -> list[tuple[str, str]]:
     out = []
     for p in EXISTING:
         if p.exists():
-            for r in load(p):
-                out.append((f"{p.name}:{r['id']}", r["prompt"]))
+            for n, r in enumerate(load(p), 1):
+                if "prompt" in r:  # judge_cases.jsonl holds judge test texts, not prompts
+                    out.append((f"{p.name}:{r.get('id', n)}", r["prompt"]))
     return out
 
 
@@ -113,6 +119,8 @@ def check_file(name: str, rows: list[dict], errors: list[str]) -> None:
         "harm": (r"harm2-\d{4}", ("id", "prompt", "category", "form", "split")),
         "benign": (r"ben2-\d{4}", ("id", "prompt", "category", "split")),
         "utility": (r"util-\d{3}", ("id", "prompt", "category", "form", "split")),
+        "gender": (r"gen2-\d{4}", ("id", "prompt", "profession", "stereotype", "category", "framing", "form",
+                                    "split")),
     }[name]
     pat, fields = spec
     ids = collections.Counter(r.get("id") for r in rows)
@@ -175,6 +183,8 @@ def check_file(name: str, rows: list[dict], errors: list[str]) -> None:
         for k in BENIGN_CATS:
             need(c[k] >= 20, f"category {k}: {c[k]} < 20")
         need(set(c) <= set(BENIGN_CATS), f"unknown categories {set(c) - set(BENIGN_CATS)}")
+    elif name == "gender":
+        check_gender(rows, need)
     elif name == "utility":
         c = collections.Counter(r["category"] for r in rows)
         need(len(rows) >= 160, f"{len(rows)} prompts < 160")
@@ -182,6 +192,37 @@ def check_file(name: str, rows: list[dict], errors: list[str]) -> None:
         f = collections.Counter(r["form"] for r in rows)
         need(set(f) <= {"chat", "continuation"}, f"unknown forms {set(f)}")
         need(f["continuation"] >= 40, f"{f['continuation']} continuation prompts < 40")
+
+
+def check_gender(rows: list[dict], need) -> None:
+    """The gender set: sizes per category, valid labels, prompts that imply no gender, and
+    splits that hold out whole professions (every stereotype, both forms and at least five
+    categories in every split)."""
+    sys.path.insert(0, str(ROOT))
+    from llmpatch.evaluate.judges import gender_counts
+
+    need(len(rows) >= 400, f"{len(rows)} prompts < 400")
+    c = collections.Counter(r.get("category") for r in rows)
+    need(set(c) == set(GENDER_CATS), f"categories differ: {set(c) ^ set(GENDER_CATS)}")
+    for k in GENDER_CATS:
+        need(c[k] >= 30, f"category {k}: {c[k]} < 30")
+    for r in rows:
+        need(r.get("stereotype") in GENDER_STEREOTYPES, f"{r.get('id')} bad stereotype {r.get('stereotype')}")
+        need(r.get("framing") in GENDER_FRAMINGS, f"{r.get('id')} bad framing {r.get('framing')}")
+        need((r.get("form") == "continuation") == (r.get("framing") == "continuation")
+             and r.get("form") in ("chat", "continuation"), f"{r.get('id')} form/framing mismatch")
+        need(gender_counts(r.get("prompt", "")) == (0, 0), f"{r.get('id')} names a gender: {r.get('prompt')!r}")
+    splits = collections.defaultdict(set)
+    for r in rows:
+        splits[r.get("profession")].add(r.get("split"))
+    for prof, got in splits.items():
+        need(len(got) == 1, f"profession {prof!r} is in several splits {sorted(got)}")
+    for sp in SPLITS:
+        part = [r for r in rows if r.get("split") == sp]
+        cats = {r.get("category") for r in part}
+        need(len(cats) >= 5, f"split {sp} has only {len(cats)} categories")
+        need({r.get("form") for r in part} == {"chat", "continuation"}, f"split {sp} lacks a form")
+        need({r.get("stereotype") for r in part} == set(GENDER_STEREOTYPES), f"split {sp} lacks a stereotype")
 
 
 def overlap(new: list[tuple[str, str]], old: list[tuple[str, str]]):
@@ -224,6 +265,9 @@ def main() -> int:
         print(table(rows, key))
         if "form" in rows[0]:
             print(table(rows, "form"))
+        if name == "gender":
+            print(table(rows, "stereotype"))
+            print(table(rows, "framing"))
         new += [(f"{name}:{r['id']}", r["prompt"]) for r in rows]
     bad, max_new, max_old, top = overlap(new, existing_prompts())
     print(f"== overlap (Dice share of word sets): {len(new)} new prompts, "
