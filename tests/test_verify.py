@@ -54,7 +54,7 @@ def test_gender_eval_split_holds_out_whole_professions():
 
 def test_prompt_files_in_every_documented_format_load(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"prompt": "one", "category": "x"}\n\n{"prompt": "two", "split": "train"}\n"three"\n')
-    (tmp_path / "b.csv").write_text("id,text,profession\nr1,Describe a pilot,pilot\nr2,Describe a nurse,nurse\n")
+    (tmp_path / "b.csv").write_text("id,text,profession,stereotype\nr1,Describe a pilot,pilot,male\nr2,Describe a nurse,nurse,female\n")
     (tmp_path / "c.txt").write_text("# comment\nfirst prompt\n\nsecond prompt\n")
     (tmp_path / "d.jsonl").write_text('{"goal": "g1", "behavior": "b1"}\n')
     a = load_prompts("toxicity", str(tmp_path / "a.jsonl"), split="all")

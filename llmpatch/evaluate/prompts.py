@@ -40,6 +40,11 @@ BUILTIN_SETS = ("toxicity", "gender", "harmfulness", "over_refusal", "fluency", 
 SUITE_ALIASES = {"over-refusal": "over_refusal", "overrefusal": "over_refusal", "bias": "gender",
                  "gender_bias": "gender", "gender-bias": "gender", "harm": "harmfulness", "toxic": "toxicity"}
 SPLITS = ("train", "validation", "eval", "all")
+#: Fields every prompt of a suite must carry (its metrics read them), with the values allowed
+#: (None: any non-empty text). A prompt file for the suite without them is refused, naming the line.
+REQUIRED_FIELDS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "gender": {"profession": None, "stereotype": ("male", "female", "neutral")},
+}
 #: Column names taken as the prompt text, in order of preference (case-insensitive).
 TEXT_COLUMNS = ("prompt", "text", "goal", "behavior", "question", "query", "instruction", "input")
 
@@ -181,7 +186,7 @@ def _read_file(source: str, suite: str) -> list[PromptItem]:
         for n, line in enumerate(_lines(path), 1):
             text = line.strip()
             if text and not text.startswith("#"):
-                items.append(PromptItem(f"{path.stem}-{n}", text, suite))
+                items.append(check_fields(PromptItem(f"{path.stem}-{n}", text, suite), f"{path}:{n}"))
     if not items:
         raise EvaluationError(f"prompt file {str(path)!r} is empty: expected at least one prompt",
                               hint=_format_hint(suite))
@@ -222,6 +227,28 @@ def _as_text(value: Any) -> str | None:
     return value.strip()
 
 
+def check_fields(item: PromptItem, where: str) -> PromptItem:
+    """``item`` if it carries the fields its suite needs (:data:`REQUIRED_FIELDS`), else a clear error.
+
+    ``where`` names the row (``FILE:LINE``) so the message points at the prompt to fix.
+    """
+    needed = REQUIRED_FIELDS.get(item.suite)
+    if not needed:
+        return item
+    for name, allowed in needed.items():
+        value = item.meta.get(name)
+        text = value.strip() if isinstance(value, str) else ""
+        if not text:
+            raise EvaluationError(
+                f"{where}: prompt {item.id!r} ({item.text[:60]!r}) has no {name!r}, which the {item.suite} suite needs",
+                hint=f"give every row {' and '.join(repr(k) for k in needed)} (stereotype: male, female or neutral) "
+                "in a .jsonl or .csv file, as examples/prompts/gender-prompts.jsonl does; a .txt file cannot carry them")
+        if allowed and text.lower() not in allowed:
+            raise EvaluationError(f"{where}: prompt {item.id!r} has {name} {value!r}: expected one of {', '.join(allowed)}",
+                                  hint=f"fix the {name!r} of that row")
+    return item
+
+
 def _row_item(row: dict[str, Any], column: str, suite: str, n: int, label: str, stem: str) -> PromptItem:
     text = _as_text(row.get(column))
     if not text:
@@ -229,7 +256,8 @@ def _row_item(row: dict[str, Any], column: str, suite: str, n: int, label: str, 
                               hint="every row needs a non-empty prompt")
     meta = {k: v for k, v in row.items() if k not in (column, "id", "split")}
     split = row.get("split")
-    return PromptItem(str(row.get("id") or f"{stem}-{n}"), text, suite, str(split) if split else None, meta)
+    item = PromptItem(str(row.get("id") or f"{stem}-{n}"), text, suite, str(split) if split else None, meta)
+    return check_fields(item, f"{label}:{n}")
 
 
 def _read_jsonl(path: Path, suite: str, column: str | None, *, label: str) -> list[PromptItem]:
@@ -247,7 +275,7 @@ def _read_jsonl(path: Path, suite: str, column: str | None, *, label: str) -> li
                                   hint="a .jsonl file holds one JSON object (or string) per line") from None
         if isinstance(row, str):
             if row.strip():
-                items.append(PromptItem(f"{path.stem}-{n}", row.strip(), suite))
+                items.append(check_fields(PromptItem(f"{path.stem}-{n}", row.strip(), suite), f"{label}:{n}"))
             continue
         if not isinstance(row, dict):
             raise EvaluationError(f"{label}: line {n} is {type(row).__name__}, expected an object or a string")
