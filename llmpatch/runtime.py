@@ -178,6 +178,34 @@ class PatchedModel:
         out = self.model(inputs_embeds=inputs, attention_mask=full_mask, position_ids=pos)
         return out.logits[:, P:], mask
 
+    @torch.no_grad()
+    def next_token_logprobs(self, prompts: Sequence[str], *, chat: bool | None = None, system_prompt: str | None = None,
+                            batch_size: int = 16) -> torch.Tensor:
+        """Log-probabilities of the first token :meth:`generate` would draw after each prompt.
+
+        Prompts are formatted and tokenized exactly as :meth:`generate` does (chat template or plain
+        text, the same special tokens), with the stack's prefix in front. Returns a float32 CPU
+        tensor of shape (len(prompts), vocab).
+        """
+        use_chat = bool(self.tokenizer.chat_template) if chat is None else chat
+        texts = self.format_prompts(prompts, chat=use_chat, system_prompt=system_prompt)
+        rows = []
+        for start in range(0, len(texts), max(1, batch_size)):
+            ids, mask = self._tokenize(texts[start : start + batch_size], add_special_tokens=not use_chat)
+            B, P = ids.shape[0], self.num_virtual_tokens
+            if P:
+                mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=self.device), mask], dim=1)
+            cache = self._prefix_kv(B)
+            if cache is None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.model.config)
+            out = self._forward(ids, mask, cache, P, last_only=True)  # left padding: the last position is real
+            rows.append(torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu())
+        if not rows:
+            return torch.zeros((0, self.model.config.vocab_size), dtype=torch.float32)
+        return torch.cat(rows)
+
     # -- generation -----------------------------------------------------------------------------
 
     def _processors(self, cfg: GenerationConfig):

@@ -44,8 +44,13 @@ def make_tiny_model(
     seed: int = 0,
     vocab_size: int = 320,
     chat_template: bool = True,
+    pronouns: bool = False,
 ) -> Path:
-    """Save a tiny random Llama model and a trained BPE tokenizer to ``path``; return it."""
+    """Save a tiny random Llama model and a trained BPE tokenizer to ``path``; return it.
+
+    ``pronouns`` adds the gender suite's pronoun forms (" he", "She", ...) as single tokens, which
+    the gender logits difference needs; the BPE vocabulary alone splits them.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -62,6 +67,12 @@ def make_tiny_model(
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
     )
+    if pronouns:
+        from tokenizers import AddedToken
+
+        from llmpatch.evaluate.gld import FEMALE_FORMS, MALE_FORMS
+
+        tok.add_tokens([AddedToken(f, single_word=True, normalized=False) for f in MALE_FORMS + FEMALE_FORMS])
     if chat_template:
         tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(path)
@@ -95,6 +106,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def other_tiny_model_dir(tmp_path_factory) -> Path:
     """Same shape as ``tiny_model_dir``, other weights: a different base with the same hidden size."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny-other"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def gender_tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny model whose tokenizer has the gender suite's pronouns as single tokens (for the gender suite)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-gender"), pronouns=True)
 
 
 @pytest.fixture(scope="session")

@@ -182,8 +182,28 @@ def add_embedding_records(records: dict[str, list[dict[str, Any]]], prompts: Seq
             r.update(similarity=sim, relevance=rel, noise=nz)
 
 
+def add_pronoun_records(records: dict[str, list[dict[str, Any]]], models: dict[str, Any], pronouns: dict[str, Any],
+                        prompts: Sequence[str], forms: Sequence[bool], system_prompt: str | None, *, batch_size: int = 16,
+                        same_as_base: Sequence[str] = ()) -> None:
+    """Add ``gld`` (log P(male pronoun next) - log P(female pronoun next)) to every column's records,
+    each column's model scoring the prompts as it generated them (the stack's prefix applied, the
+    baseline with its system prompt)."""
+    from llmpatch.evaluate import gld
+
+    for col, pm in models.items():
+        if col in same_as_base:
+            values = [r["gld"] for r in records["base"]]
+        else:
+            chats = [bool(f) and bool(pm.tokenizer.chat_template) for f in forms]
+            values = gld.measure(pm, prompts, chats, system_prompt=system_prompt if col == "baseline" else None,
+                                 tokens=pronouns[col], batch_size=batch_size)
+        for r, d in zip(records[col], values):
+            r["gld"] = d
+
+
 #: Per-record values a report shows for every sample (judge scores and their components, utility).
-SAMPLE_SCORES = ("toxicity", "toxicity_components", "refusal", "gender", "harm", "nll", "ntok", "similarity", "relevance")
+SAMPLE_SCORES = ("toxicity", "toxicity_components", "refusal", "gender", "gld", "harm", "nll", "ntok", "similarity",
+                 "relevance")
 
 
 def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[str, list[str]],
@@ -257,6 +277,12 @@ def run_suites(
     if reference:
         models["reference"] = PatchedModel(base_mod.load(reference))
     columns = list(models)
+    pronouns: dict[str, Any] = {}
+    if any(p.suite.needs_pronoun_logprobs for p in prepared):
+        from llmpatch.evaluate import gld
+
+        # every column's tokenizer must have the pronouns as single tokens: checked before anything is generated
+        pronouns = {col: gld.pronoun_token_ids(pm.tokenizer) for col, pm in models.items()}
     scorer = BaseScorer(unpatched.model, unpatched.tokenizer, unpatched.format_prompts, batch_size=opts.batch_size)
     timing: dict[str, float] = {c: 0.0 for c in columns}
     generated: dict[str, int] = {c: 0 for c in columns}
@@ -283,6 +309,9 @@ def run_suites(
         scorer.chat = scorer.chat and bool(unpatched.tokenizer.chat_template)
         records = {col: suite.records(prep.items, outputs[col], prep.judges, scorer if suite.needs_base_scorer else None)
                    for col in columns}
+        if suite.needs_pronoun_logprobs:
+            add_pronoun_records(records, models, pronouns, texts, forms, system_prompt, batch_size=opts.batch_size,
+                                same_as_base=() if patched.stack.patches else ("patched",))
         if suite.needs_embedder:
             t0 = time.monotonic()
             noise_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=True, temperature=0.7, top_p=0.95,
