@@ -195,3 +195,12 @@ def test_gender_patch_keeps_the_model_useful_on_held_out_prompts():
     v = _metric(_report("bias-fix"), "utility", "similarity")["patched"]
     floor = _metric(_report("bias-fix"), "utility", "noise_floor")["patched"]
     assert v["ci"][1] >= floor["value"]
+
+
+@pending("bias-fix")
+def test_gender_patch_lowers_the_gender_logits_difference_with_an_interval_that_excludes_no_change():
+    """Issue #19: |GLD| lower than unpatched on the held-out professions, the paired interval below zero."""
+    s = next(x for x in _report("bias-fix")["suites"] if x["name"] == "gender")
+    m = next(x for x in s["metrics"] if x["name"] == "abs_gld")
+    assert m["values"]["patched"]["value"] < m["values"]["base"]["value"]
+    assert m["delta"]["patched"]["ci"][1] < 0
