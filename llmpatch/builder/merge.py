@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ from llmpatch import __version__, atomic, paths
 from llmpatch.builder import data as data_mod
 from llmpatch.builder import recipe as recipe_mod
 from llmpatch.builder import train as train_mod
-from llmpatch.builder.pipeline import check_memory, check_output
+from llmpatch.builder.pipeline import check_memory, check_output, evaluate_staged
 from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseMismatchError, LlmpatchError, RecipeError
 from llmpatch.evaluate.results import VerifyReport
@@ -683,12 +681,7 @@ def merge(plan: MergePlan, *, progress: ProgressFactory | None = None, use_cache
     evals: list[EvalClaim] = []
     if plan.recipe.eval.enabled:
         t0 = time.monotonic()
-        stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
-        try:
-            staged = artifact.write_patch(stage_root / "patch", result.embeddings, **meta)
-            report = evaluate_merged(plan, staged.path, progress=progress)
-        finally:
-            shutil.rmtree(stage_root, ignore_errors=True)
+        report = evaluate_staged(work, result.embeddings, meta, lambda d: evaluate_merged(plan, d, progress=progress))
         evals = report.eval_claims()
         build_info["merge"]["solo"] = _solo_claims(plan, evals)
         timing["eval_s"] = round(time.monotonic() - t0, 1)

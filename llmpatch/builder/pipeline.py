@@ -184,6 +184,18 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
 
+def evaluate_staged(work: Path, embeddings: Any, meta: dict[str, Any], evaluate: Callable[[Path], VerifyReport]) -> VerifyReport:
+    """Write a staged copy of the patch under ``work``, evaluate it, and remove it (the real write comes after)."""
+    from llmpatch import artifact
+
+    stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
+    try:
+        staged = artifact.write_patch(stage_root / "patch", embeddings, **meta)
+        return evaluate(staged.path)
+    finally:
+        shutil.rmtree(stage_root, ignore_errors=True)
+
+
 def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> VerifyReport:
     """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
     from llmpatch.evaluate.run import VerifyOptions, run_suites
@@ -322,12 +334,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     evals: list[EvalClaim] = []
     if recipe.eval.enabled:
         t0 = time.monotonic()
-        stage_root = Path(tempfile.mkdtemp(prefix=".stage-", dir=work))
-        try:
-            staged = artifact.write_patch(stage_root / "patch", result.embeddings, **meta)
-            report = evaluate_patch(recipe, staged.path, progress=progress)
-        finally:
-            shutil.rmtree(stage_root, ignore_errors=True)
+        report = evaluate_staged(work, result.embeddings, meta, lambda d: evaluate_patch(recipe, d, progress=progress))
         evals = report.eval_claims()
         timing["eval_s"] = round(time.monotonic() - t0, 1)
         note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.baseline_value, e.value) for e in evals]})

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 from llmpatch import ui
+from llmpatch.commands.build import _fmt, _progress
 from llmpatch.commands.options import json_option
-
-
-@contextmanager
-def _progress(description: str, total: int) -> Iterator:
-    with ui.progress(description, total, unit="") as advance:
-        yield advance
-
-
-def _fmt(v, nd: int = 3) -> str:
-    return "" if v is None else f"{v:.{nd}g}" if isinstance(v, float) else str(v)
 
 
 def _prompt_option(values: tuple[str, ...]) -> dict[str, str]:
