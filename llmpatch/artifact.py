@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from llmpatch.errors import IntegrityError, LlmpatchError, UnsafeFormatError
-from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest, Provided
+from llmpatch.manifest import MANIFEST_NAME, BaseRef, EvalClaim, FileEntry, Manifest, Provided, StackEvidence
 from llmpatch.util import PICKLE_SUFFIXES, now_iso, sha256_file
 from llmpatch.versions import check_name, parse_version
 
@@ -310,6 +310,15 @@ def model_card(manifest: Manifest) -> str:
             base_v = e.base_value
             lines.append(f"| {e.suite} | {e.metric} | {e.value:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
         lines.append("")
+    for st in manifest.stacks:
+        lines += [f"## In a stack: {st.label(manifest.name, manifest.version)}", "",
+                  f"{st.describe()[0].upper()}{st.describe()[1:]}"
+                  f"{' (trained in this order)' if st.trained else ''}; held-out evaluation of the whole stack:", ""]
+        if st.evals:
+            lines += ["| suite | metric | stack | unpatched |", "|---|---|---|---|"]
+            lines += [f"| {e.suite} | {e.metric} | {e.value:.4g} | {'' if e.base_value is None else f'{e.base_value:.4g}'} |"
+                      for e in st.evals]
+        lines.append("")
     lines += [
         "## Use", "", "```bash", f"llmpatch install {manifest.name}@{manifest.version}", "```", "",
         "or with plain peft (same base model only: check the fingerprint above). Load with",
@@ -352,6 +361,7 @@ def write_patch(
     num_attention_heads: int | None = None,
     overwrite: bool = False,
     provides: Iterable[Provided | dict[str, Any]] = (),
+    stacks: Iterable[StackEvidence | dict[str, Any]] = (),
 ) -> Patch:
     """Write a patch directory atomically (temp dir + rename) and return it, verified."""
     check_name(name)
@@ -379,6 +389,7 @@ def write_patch(
             evals=tuple(e if isinstance(e, EvalClaim) else EvalClaim.from_dict(e) for e in evals),
             requires=dict(requires or {}), conflicts=dict(conflicts or {}),
             provides=tuple(p if isinstance(p, Provided) else Provided.from_dict(p) for p in provides),
+            stacks=tuple(st if isinstance(st, StackEvidence) else StackEvidence.from_dict(st) for st in stacks),
         )
         draft = Manifest(files={}, **common)
         (tmp / MODEL_CARD).write_text(model_card(draft))

@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from llmpatch.artifact import Patch
+from llmpatch.artifact import ADAPTER_WEIGHTS, Patch
 from llmpatch.errors import BaseMismatchError, CompositionError
 from llmpatch.fingerprint import diff_components
-from llmpatch.manifest import BaseRef, Manifest, short_fp
+from llmpatch.manifest import BaseRef, Manifest, StackEvidence, short_fp
 from llmpatch.versions import VersionRange
 
 if TYPE_CHECKING:  # torch is imported where a tensor is built: list/history must not pay for it
@@ -178,3 +178,36 @@ def check_stack(manifests: Sequence[Manifest], base: BaseRef | None = None, *,
             f"the stack needs {total} virtual tokens ({detail}), over the budget of {max_virtual_tokens}",
             hint="remove a patch, or raise the budget (--max-virtual-tokens) if the base's context allows it",
         )
+
+
+# -- stack evidence: which stacks a vendor evaluated together ---------------------------------
+
+
+def _members(manifest: Manifest, evidence: StackEvidence) -> list[tuple[str, str, str | None]]:
+    """(name, version, payload sha256) of each patch of a stack entry, the patch itself resolved."""
+    own = manifest.files[ADAPTER_WEIGHTS].sha256 if ADAPTER_WEIGHTS in manifest.files else None
+    return [(m.name, m.version, own if m.is_self else m.payload_sha256) for m in evidence.order]
+
+
+def find_evidence(manifests: Sequence[Manifest]) -> tuple[Manifest, StackEvidence] | None:
+    """The manifest and stack entry showing that exactly this stack was evaluated together at build
+    time: the same patches (names, versions, payload sha256) in the same order. None if no vendor did.
+
+    A single patch (or none) needs no stack evidence: its own ``evals`` cover it, so this returns
+    None for it too; callers ask only about stacks of two or more.
+    """
+    want = [(m.name, m.version, m.files[ADAPTER_WEIGHTS].sha256 if ADAPTER_WEIGHTS in m.files else None)
+            for m in manifests]
+    for m in manifests:
+        for st in m.stacks:
+            if _members(m, st) == want:
+                return m, st
+    return None
+
+
+def related_evidence(manifests: Sequence[Manifest]) -> list[tuple[Manifest, StackEvidence]]:
+    """Stack entries of these manifests whose other patches are all in this stack (same versions and
+    payloads), in another order or as a part of it: what a vendor did test, for guidance."""
+    have = {(m.name, m.version, m.files[ADAPTER_WEIGHTS].sha256 if ADAPTER_WEIGHTS in m.files else None)
+            for m in manifests}
+    return [(m, st) for m in manifests for st in m.stacks if set(_members(m, st)) <= have]

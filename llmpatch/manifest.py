@@ -128,6 +128,88 @@ class EvalClaim:
 
 
 @dataclass(frozen=True)
+class StackMember:
+    """One patch of a stack a patch was evaluated in: a co-patch (pinned by its payload sha256) or the patch itself."""
+
+    name: str
+    version: str
+    #: the co-patch's ``adapter_model.safetensors`` sha256 (bare hex); None for the patch itself
+    payload_sha256: str | None = None
+
+    @property
+    def is_self(self) -> bool:
+        return self.payload_sha256 is None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.is_self:
+            return {"name": self.name, "version": self.version, "self": True}
+        return {"name": self.name, "version": self.version, "payload_sha256": self.payload_sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StackMember":
+        return cls(d["name"], d["version"], None if d.get("self") else d["payload_sha256"])
+
+
+@dataclass(frozen=True)
+class StackEvidence:
+    """A stack a patch was evaluated in at build time (a composition-aware build): order and evals.
+
+    ``order`` lists the stack's patches as composed (the first one's prefix comes first), the
+    patch itself marked ``self``; ``evals`` are the whole stack's held-out measurements (the same
+    form as the manifest's own ``evals``); ``trained`` says the build trained for this order.
+
+    >>> e = StackEvidence.from_dict({"order": [{"name": "tox-fix", "version": "1.1.0", "payload_sha256": "ab" * 32},
+    ...                                        {"name": "harm-fix", "version": "1.3.0", "self": True}], "evals": []})
+    >>> e.describe()
+    'tested with tox-fix 1.1.0 before it'
+    """
+
+    order: tuple[StackMember, ...]
+    evals: tuple[EvalClaim, ...] = ()
+    trained: bool = True
+
+    @property
+    def others(self) -> tuple[StackMember, ...]:
+        return tuple(m for m in self.order if not m.is_self)
+
+    def describe(self) -> str:
+        """``tested with tox-fix 1.1.0 before it``: where the co-patches were, relative to the patch."""
+        me = next((i for i, m in enumerate(self.order) if m.is_self), 0)
+        before = [f"{m.name} {m.version}" for m in self.order[:me]]
+        after = [f"{m.name} {m.version}" for m in self.order[me + 1:]]
+        parts = [f"{' and '.join(before)} before it" if before else "", f"{' and '.join(after)} after it" if after else ""]
+        return "tested with " + ", ".join(p for p in parts if p)
+
+    def label(self, name: str, version: str) -> str:
+        """The stack as ``tox-fix@1.1.0 -> harm-fix@1.3.0``."""
+        return " -> ".join(f"{name}@{version}" if m.is_self else f"{m.name}@{m.version}" for m in self.order)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": [m.to_dict() for m in self.order], "trained": self.trained,
+                "evals": [e.to_dict() for e in self.evals]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StackEvidence":
+        return cls(tuple(StackMember.from_dict(m) for m in d["order"]),
+                   tuple(EvalClaim.from_dict(e) for e in d.get("evals") or ()), bool(d.get("trained", True)))
+
+
+def check_stacks(stacks: Any, name: str, version: str, source: str) -> None:
+    """Each stack entry holds the patch itself exactly once, under its own name and version, and no name twice."""
+    for i, st in enumerate(stacks or ()):
+        where = f"{source}: stacks[{i}]"
+        selves = [m for m in st["order"] if m.get("self")]
+        if len(selves) != 1 or (selves[0]["name"], selves[0]["version"]) != (name, version):
+            raise ManifestError(f"{where} must list {name} {version} itself exactly once (marked \"self\"), "
+                                f"got {[(m['name'], m['version']) for m in selves]}",
+                                hint="the stack evidence is malformed; rebuild the patch")
+        names = [m["name"] for m in st["order"]]
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise ManifestError(f"{where} lists {names}: a stack holds at least two patches, each once",
+                                hint="the stack evidence is malformed; rebuild the patch")
+
+
+@dataclass(frozen=True)
 class FileEntry:
     sha256: str
     size: int
@@ -183,6 +265,8 @@ class Manifest:
     conflicts: dict[str, str] = field(default_factory=dict)
     #: patch versions this (merged) patch stands in for; absent from the file when empty
     provides: tuple[Provided, ...] = ()
+    #: stacks the patch was evaluated in at build time (composition-aware builds); empty for others
+    stacks: tuple[StackEvidence, ...] = ()
 
     @property
     def id(self) -> str:
@@ -214,7 +298,10 @@ class Manifest:
             d["authors"] = list(self.authors)
         if self.provides:
             d["provides"] = [p.to_dict() for p in self.provides]
+        if self.stacks:
+            d["stacks"] = [st.to_dict() for st in self.stacks]
         schemas.validate(d, "manifest", what=f"manifest of {self.name} {self.version}", error=ManifestError)
+        check_stacks(d.get("stacks"), self.name, self.version, f"manifest of {self.name} {self.version}")
         return d
 
     @classmethod
@@ -245,6 +332,7 @@ class Manifest:
             dup = sorted({n for n in provided if provided.count(n) > 1})
             raise ManifestError(f"{source}: provides names {', '.join(dup)} more than once",
                                 hint="a merged patch provides one version of each patch")
+        check_stacks(d.get("stacks"), d["name"], d["version"], source)
         return cls(
             name=d["name"],
             version=d["version"],
@@ -264,6 +352,7 @@ class Manifest:
             requires=dict(d["requires"]),
             conflicts=dict(d["conflicts"]),
             provides=tuple(Provided.from_dict(p) for p in d.get("provides") or ()),
+            stacks=tuple(StackEvidence.from_dict(st) for st in d.get("stacks") or ()),
         )
 
     def to_json(self) -> str:

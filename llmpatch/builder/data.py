@@ -148,14 +148,25 @@ class Scorer:
 # -- generation with a cache ------------------------------------------------------------------
 
 
-def data_key(recipe: Recipe, base_fingerprint: str, prompts: Sequence[TrainPrompt], reference: dict[str, Any]) -> str:
-    """Cache key: everything that changes the generated data (pair filters excluded)."""
+def deployed_stack(model: PatchedModel) -> list[list[str]]:
+    """The co-patches M runs with in a composition-aware build (name, version, payload sha256); empty otherwise."""
+    return [[p.name, p.version, p.payload_sha256] for p in model.stack.patches]
+
+
+def data_key(recipe: Recipe, base_fingerprint: str, prompts: Sequence[TrainPrompt], reference: dict[str, Any],
+             deployed: Sequence[Sequence[str]] = ()) -> str:
+    """Cache key: everything that changes the generated data (pair filters excluded).
+
+    ``deployed``: the co-patches of a composition-aware build's M (keys of other builds stay as they were).
+    """
     blob = {
         "format": DATA_FORMAT, "base": base_fingerprint, "reference": reference,
         "prompts": [(p.kind, p.text) if p.chat is None else (p.kind, p.text, p.chat) for p in prompts],
         "judge": recipe.judge.to_dict(), "generation": recipe.generation.to_dict(), "seed": recipe.seeds.data,
         "tau": recipe.pairs.tau if recipe.reference.refusal_fallback else None,
     }
+    if deployed:
+        blob["deployed"] = [list(d) for d in deployed]
     return json_sha256(blob, default=str)
 
 
@@ -190,13 +201,15 @@ def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scor
 
     Utility anchors (``kind == "anchor"``) get M's own greedy answer, without a system prompt,
     as their reference (self-distillation) and no samples; an answer that loops is marked
-    ``degenerate`` and trains nothing.
+    ``degenerate`` and trains nothing. ``model`` is M as deployed: in a composition-aware build
+    the base with the co-patches (its stack is part of the cache key and recorded as ``deployed``).
     """
     from llmpatch.builder.reference import _score_by_kind, generate_forms
 
     progress = progress or no_progress
     reference = policy.describe()
-    key = data_key(recipe, model.base.info.fingerprint, prompts, reference)
+    deployed = deployed_stack(model)
+    key = data_key(recipe, model.base.info.fingerprint, prompts, reference, deployed)
     if use_cache:
         cached = read_cached(key)
         if cached is not None:
@@ -252,6 +265,8 @@ def generate_data(recipe: Recipe, model: PatchedModel, policy: Any, scorer: Scor
         "generation": gen.to_dict(), "prompts_digest": prompts_digest(PromptItem(p.id, p.text, p.kind) for p in prompts),
         "items": items,
     }
+    if deployed:
+        data["deployed"] = deployed
     if use_cache:
         write_cached(data)
     data["cached"] = False

@@ -58,6 +58,10 @@ class BuildResult:
     timing: dict[str, float] = field(default_factory=dict)
     selection: dict[str, Any] | None = None
     rank: int | None = None
+    #: composition-aware builds: the stacks evaluated (``StackEvidence``), as the manifest records them
+    stacks: list[Any] = field(default_factory=list)
+    #: and each stack's full report, by order (``verify-stack-<order>.json`` in the report directory)
+    stack_reports: dict[str, VerifyReport] = field(default_factory=dict)
 
     @property
     def stage(self) -> str:
@@ -76,7 +80,7 @@ class BuildResult:
                           "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
                 "pairs": self.stats, "training": self.training, "evals": [e.to_dict() for e in self.evals], "curves": self.curves,
                 "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir),
-                "selection": self.selection}
+                "selection": self.selection, **({"stacks": [st.to_dict() for st in self.stacks]} if self.stacks else {})}
 
 
 # -- pre-flight checks ------------------------------------------------------------------------
@@ -140,7 +144,7 @@ def _neutral_dropped(section: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if not (k == "benign_repeat" and v == 1)}
 
 
-def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple[Path, str]:
+def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData, costack: Any = None) -> tuple[Path, str]:
     """The build's work directory (SFT stage) and the name of its DPO stage directory.
 
     SFT is keyed by what changes SFT (its rows and settings), and DPO by its pairs and settings
@@ -152,6 +156,8 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
     blob = {"data": data_key, "sft_rows": sets["sft"], "tool": 3,
             "train": {k: _neutral_dropped(getattr(recipe, k).to_dict()) for k in ("prefix", "sft", "seeds", "training")},
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
+    if costack is not None:
+        blob["compose"] = costack.key()  # the co-prefix and its place are part of every forward pass
     key = json_sha256(blob)
     dpo_blob = {"dpo": recipe.dpo.to_dict(), "pairs": sets["pairs"], "on_policy": recipe.pairs.on_policy,
                 "snapshots": _snapshots(recipe) if dpo_on else 0}
@@ -160,8 +166,11 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData) -> tuple
 
 
 def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: dict[str, Any], sft_emb: Any, work: Path,
-                    progress: ProgressFactory) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """The SFT-patched model's answers to the training prompts (cached in the work dir) -> extra pairs."""
+                    progress: ProgressFactory, costack: Any = None) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The SFT-patched model's answers to the training prompts (cached in the work dir) -> extra pairs.
+
+    In a composition-aware build the SFT prefix answers inside the stack, in the first order trained for.
+    """
     from llmpatch import atomic
     from llmpatch.runtime import PatchedModel
 
@@ -176,7 +185,8 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
             answers = cached["answers"]
     cached = answers is not None
     if answers is None:
-        answers = data_mod.sample_on_policy(PatchedModel(base, prefix=sft_emb), scorer, data["items"], n, gen, seed,
+        prefix = costack.arrange(sft_emb, costack.orders[0]) if costack is not None else sft_emb
+        answers = data_mod.sample_on_policy(PatchedModel(base, prefix=prefix), scorer, data["items"], n, gen, seed,
                                             progress=progress)
         atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
     pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau)
@@ -196,19 +206,29 @@ def evaluate_staged(work: Path, embeddings: Any, meta: dict[str, Any], evaluate:
         shutil.rmtree(stage_root, ignore_errors=True)
 
 
-def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None) -> VerifyReport:
-    """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched."""
+def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None,
+                   stack: list[Path] | None = None, suites: list[str] | None = None) -> VerifyReport:
+    """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched.
+
+    ``stack`` (a composition-aware build): evaluate that whole stack (patch directories in order)
+    instead of the patch alone, on ``suites``; ``eval.prompts`` sources for suites not run are skipped.
+    """
+    from llmpatch.evaluate.prompts import canonical_suite
     from llmpatch.evaluate.run import VerifyOptions, run_suites
 
     ev = recipe.eval
+    run = list(suites or ev.suites)
     sources = {k: v for k, v in (ev.prompts or {}).items() if v not in ("builtin", "default")}
+    if recipe.compose is not None:  # sources may name the co-patches' suites, run only on the stacks
+        sources = {k: v for k, v in sources.items() if canonical_suite(k) in {canonical_suite(x) for x in run}}
     eval_src = (recipe.prompts.eval or ("builtin",))[0]
     if eval_src not in ("builtin", "default"):
         sources[recipe.domain] = eval_src
-    opts = VerifyOptions(suites=tuple(ev.suites), sources=sources, split="eval", limit=ev.limit,
+    opts = VerifyOptions(suites=tuple(run), sources=sources, split="eval", limit=ev.limit,
                          batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000)
     system_prompt = ev.system_prompt or recipe.reference.system_prompt
-    report, _ = run_suites(recipe.base.spec, [patch_dir], system_prompt=system_prompt, options=opts, progress=progress)
+    report, _ = run_suites(recipe.base.spec, stack or [patch_dir], system_prompt=system_prompt, options=opts,
+                           progress=progress)
     return report
 
 
@@ -218,6 +238,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     """Build the patch a recipe describes into ``out_dir``; see the module docstring."""
     from llmpatch import artifact
     from llmpatch import base as base_mod
+    from llmpatch.builder import costack as costack_mod
     from llmpatch.builder.reference import make_policy
     from llmpatch.loading import load_patched
     from llmpatch.runtime import PatchedModel
@@ -241,17 +262,21 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
         info = base_mod.identify(recipe.base.spec)
     except LlmpatchError as exc:
         raise type(exc)(f"base.spec {recipe.base.spec!r}: {exc.message}", hint=exc.hint) from None
+    # a composition-aware build's co-patches: verified, for this very base, before any model is loaded
+    costack = costack_mod.resolve(recipe, info.to_ref())
     two = recipe.reference.kind == "model"
     memory = check_memory(info.path, info.id, limit_gb=recipe.base.max_memory_gb, models=3 if two else 2)
     if two:
         ref_info = base_mod.identify(recipe.reference.model)
         check_memory(ref_info.path, ref_info.id, limit_gb=recipe.base.max_memory_gb, models=3)
-    note("checked", {"prompts": len(prompts), "base": info.id, "memory": memory})
+    note("checked", {"prompts": len(prompts), "base": info.id, "memory": memory,
+                     **({"compose": costack.describe()} if costack is not None else {})})
 
-    # 2. data: samples of M and M', judged; cached by content
+    # 2. data: samples of M and M', judged; cached by content. M is the model as deployed: in a
+    # composition-aware build the base with the co-patches (the customer's stack without the new patch)
     t0 = time.monotonic()
     model = load_patched(recipe.base.spec)
-    unpatched = PatchedModel(model.base)
+    unpatched = PatchedModel(model.base, costack.stack(info.to_ref()) if costack is not None else None)
     policy = make_policy(recipe, unpatched, scorer)
     data = data_mod.generate_data(recipe, unpatched, policy, scorer, prompts, progress=progress, use_cache=use_cache)
     timing["data_s"] = round(time.monotonic() - t0, 1)
@@ -262,7 +287,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
                              utility=recipe.utility if recipe.utility.enabled else None)
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.min_pairs, judge=recipe.judge.name)
-    work, dpo_dir = _work_dir(recipe, data["key"], td)
+    work, dpo_dir = _work_dir(recipe, data["key"], td, costack)
     validation = None
     if recipe.select.enabled:
         # checked before training: validation prompts exist and are not trained on
@@ -284,12 +309,12 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     if pr.on_policy and recipe.dpo.enabled:
         def more_pairs(sft_emb: Any) -> list[dict[str, str]]:
             t1 = time.monotonic()
-            pairs, stats = _on_policy_pairs(recipe, model.base, scorer, data, sft_emb, work, progress)
+            pairs, stats = _on_policy_pairs(recipe, model.base, scorer, data, sft_emb, work, progress, costack)
             on_policy.update(stats, seconds=round(time.monotonic() - t1, 1))
             note("on_policy", on_policy)
             return pairs
     result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress, dpo_dir=dpo_dir,
-                             snapshots=_snapshots(recipe), more_pairs=more_pairs)
+                             snapshots=_snapshots(recipe), more_pairs=more_pairs, costack=costack)
     timing["train_s"] = round(time.monotonic() - t0, 1)
     if on_policy:
         td.stats["on_policy"] = on_policy
@@ -303,7 +328,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     if validation is not None:
         # 3b. checkpoint selection on validation prompts (never the held-out eval split)
         t0 = time.monotonic()
-        selection = select_mod.select(recipe, result, model.base, scorer, {p.text for p in prompts}, progress=progress)
+        selection = select_mod.select(recipe, result, model.base, scorer, {p.text for p in prompts}, progress=progress,
+                                      costack=costack)
         timing["select_s"] = round(time.monotonic() - t0, 1)
         note("selected", {k: selection[k] for k in ("name", "candidates")})
     curves = train_mod.save_curves(result, Path(report_dir) if report_dir else work,
@@ -325,27 +351,56 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     }
     if selection is not None:
         build_info["selection"] = selection
+    if costack is not None:
+        build_info["compose"] = costack.describe()
     meta = dict(name=p.name, version=p.version, summary=p.summary, domains=[_domain_tag(recipe.domain)],
                 base=info.to_ref(), build=build_info, requires=dict(p.requires or {}), conflicts=dict(p.conflicts or {}),
                 license=p.license, init=init, description=p.description, authors=p.authors or (), dtype=p.dtype)
 
-    # 4. build-time evaluation on held-out prompts, from a staged copy; then the real, atomic write
+    # 4. build-time evaluation on held-out prompts, from a staged copy (alone, and in every stack order
+    # a composition-aware build trained for); then the real, atomic write
     report = None
     evals: list[EvalClaim] = []
+    stacks: list[Any] = []
+    stack_reports: dict[str, VerifyReport] = {}
     if recipe.eval.enabled:
         t0 = time.monotonic()
-        report = evaluate_staged(work, result.embeddings, meta, lambda d: evaluate_patch(recipe, d, progress=progress))
+        def evaluate_all(staged: Path) -> VerifyReport:
+            nonlocal stacks, stack_reports
+            solo = evaluate_patch(recipe, staged, progress=progress)
+            if costack is not None:  # after the solo run: the unpatched columns come from its cache
+                stacks, stack_reports = _evaluate_stacks(recipe, costack, staged, progress)
+            return solo
+
+        report = evaluate_staged(work, result.embeddings, meta, evaluate_all)
         evals = report.eval_claims()
         timing["eval_s"] = round(time.monotonic() - t0, 1)
-        note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.baseline_value, e.value) for e in evals]})
-    patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, **meta)
+        note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.baseline_value, e.value) for e in evals],
+                           **({"stacks": [st.to_dict() for st in stacks]} if stacks else {})})
+    patch = artifact.write_patch(out, result.embeddings, evals=evals, overwrite=force, stacks=stacks, **meta)
     timing["total_s"] = round(time.monotonic() - started, 1)
     res = BuildResult(work, td.stats, data["key"], bool(data["cached"]), patch=patch, out_dir=out,
                       training=build_info["training"], evals=evals, report=report, curves=curves, timing=timing,
-                      selection=selection)
+                      selection=selection, stacks=stacks, stack_reports=stack_reports)
     if report_dir:
         _write_report(Path(report_dir), res, recipe)
     return res
+
+
+def _evaluate_stacks(recipe: Recipe, costack: Any, staged: Path,
+                     progress: ProgressFactory | None) -> tuple[list[Any], dict[str, VerifyReport]]:
+    """Evaluate the staged patch in every order the build trained for: the manifest's ``stacks``
+    entries and each stack's report."""
+    from llmpatch.manifest import StackEvidence
+
+    suites = costack.eval_suites(recipe)
+    out, reports = [], {}
+    for order in costack.orders:
+        rep = evaluate_patch(recipe, staged, progress=progress, stack=costack.patch_dirs(staged, order), suites=suites)
+        out.append(StackEvidence(costack.members(recipe.patch.name, recipe.patch.version, order),
+                                 tuple(rep.eval_claims()), trained=True))
+        reports[order] = rep
+    return out, reports
 
 
 def _domain_tag(domain: str) -> str:
@@ -361,3 +416,6 @@ def _write_report(report_dir: Path, res: BuildResult, recipe: Recipe) -> None:
     (report_dir / "build.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
     if res.report is not None:
         (report_dir / "verify.json").write_text(json.dumps(res.report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    for order, rep in res.stack_reports.items():
+        (report_dir / f"verify-stack-{order}.json").write_text(
+            json.dumps(rep.to_dict(), indent=1, sort_keys=True, default=str) + "\n")

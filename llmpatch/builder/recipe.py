@@ -130,7 +130,7 @@ def _choices(cls: type) -> dict[str, tuple[Any, ...]]:
 
 
 def _table(cls: type) -> str:
-    return {v: k for k, v in SECTIONS.items()}.get(cls, cls.__name__)
+    return {**{v: k for k, v in SECTIONS.items()}, ComposeSection: "compose"}.get(cls, cls.__name__)
 
 
 @dataclass(frozen=True)
@@ -347,6 +347,45 @@ class EvalSection(Section):
     prompts: dict[str, str] | None = field(default=None, metadata=ABSENT)
 
 
+#: Where the new patch goes in a composition-aware build's stack, relative to ``compose.with``.
+Position = Literal["before", "after", "both"]
+
+
+@dataclass(frozen=True)
+class ComposeSection(Section):
+    """``[compose]``: a composition-aware build (see ``builder/costack.py`` and docs/build.md).
+
+    ``with_`` (the file's ``with``) names the co-patches in stack order: ``NAME@RANGE`` resolved
+    from ``registry``, or patch directories. ``position`` puts the new patch ``after`` them (the
+    default), ``before`` them, or ``both`` (an order drawn per training batch, seeded).
+
+    >>> ComposeSection.from_dict({"with": ["tox-fix@^1.1"]}).to_dict()
+    {'with': ['tox-fix@^1.1'], 'position': 'after'}
+    """
+
+    with_: tuple[str, ...]
+    position: Position = "after"
+    registry: str | None = field(default=None, metadata=ABSENT)
+    suites: tuple[str, ...] | None = field(default=None, metadata=ABSENT)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ComposeSection":
+        """The section from its table (``with`` is a Python keyword: the field is ``with_``)."""
+        d = dict(data)
+        if "with" in d:
+            d["with_"] = d.pop("with")
+        return super().from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        return {"with": d.pop("with_"), **d}
+
+    @property
+    def orders(self) -> tuple[str, ...]:
+        """The stack orders the build trains for and evaluates: ``("after",)``, ``("before",)`` or both."""
+        return ("after", "before") if self.position == "both" else (self.position,)
+
+
 #: Recipe table name -> its section type, in file order.
 SECTIONS: dict[str, type[Section]] = {
     "patch": PatchSection, "base": BaseSection, "reference": ReferenceSection, "prompts": PromptsSection,
@@ -472,7 +511,36 @@ def _resolve_sources(data: dict[str, Any], source: str, root: Path | None) -> di
                 raise RecipeError(f"{source}: prompt file {path_text!r} ({table}.{section}) does not exist",
                                   hint="give a .jsonl/.csv/.txt file (relative to the recipe or the working "
                                   "directory), 'builtin', or hf:<dataset-id>")
+    if "compose" in out:
+        out["compose"]["with"] = [_resolve_copatch(entry, i, source, root) for i, entry in enumerate(out["compose"]["with"])]
     return out
+
+
+def is_patch_dir_entry(entry: str) -> bool:
+    """Whether a ``compose.with`` entry names a directory (a path) rather than ``NAME@RANGE``."""
+    return entry.startswith((".", "/", "~")) or "/" in entry or "\\" in entry or Path(entry).expanduser().is_dir()
+
+
+def _resolve_copatch(entry: str, i: int, source: str, root: Path | None) -> str:
+    """A ``compose.with`` entry: a directory found relative to the recipe (or the working directory), or a checked spec."""
+    from llmpatch.versions import PatchSpec
+
+    where = f"{source}: compose.with[{i}] {entry!r}"
+    path = Path(entry).expanduser()
+    if not path.is_absolute() and root is not None and (root / path).is_dir():
+        return str(root / path)
+    if path.is_dir():
+        return entry
+    if is_patch_dir_entry(entry):
+        raise RecipeError(f"{where}: no such patch directory",
+                          hint="give a patch directory (relative to the recipe or the working directory) or "
+                          "NAME@RANGE from a registry, e.g. tox-fix@^1.1")
+    try:
+        PatchSpec.parse(entry)
+    except Exception as exc:
+        raise RecipeError(f"{where}: {getattr(exc, 'message', exc)}",
+                          hint="give NAME@RANGE (e.g. tox-fix@^1.1) or a patch directory") from None
+    return entry
 
 
 @dataclass(frozen=True)
@@ -501,6 +569,9 @@ class Recipe:
     eval: EvalSection
     schema_version: int = SCHEMA_VERSION
     source: str = "<recipe>"
+    #: ``[compose]``, present only in composition-aware recipes (absent from ``to_dict`` otherwise,
+    #: so the recorded form and cache keys of every other recipe stay as they were)
+    compose: ComposeSection | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, overrides: Iterable[str] = (), source: str = "<recipe>",
@@ -523,7 +594,8 @@ class Recipe:
         data = _resolve_sources(data, source, root)
         try:
             recipe = cls(**{k: t.from_dict(data[k]) for k, t in SECTIONS.items()},
-                         schema_version=data["schema_version"], source=source)
+                         schema_version=data["schema_version"], source=source,
+                         compose=ComposeSection.from_dict(data["compose"]) if "compose" in data else None)
         except RecipeError as exc:
             raise RecipeError(f"{source}: {exc.message}", hint=exc.hint) from None
         recipe._check()
@@ -619,6 +691,13 @@ class Recipe:
             parse_version(self.patch.version)
         except Exception as exc:
             raise RecipeError(f"{self.source}: {getattr(exc, 'message', exc)}") from None
+        if self.compose is not None:
+            from llmpatch.versions import PatchSpec
+
+            for i, entry in enumerate(self.compose.with_):
+                if not is_patch_dir_entry(entry) and PatchSpec.parse(entry).name == self.patch.name:
+                    raise RecipeError(f"{self.source}: compose.with[{i}] {entry!r} names the patch being built",
+                                      hint="list the patches it will be stacked with, not itself")
 
     # -- access -----------------------------------------------------------------------------
 
@@ -639,7 +718,10 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The full recipe in its file form (what the manifest records and the schema describes)."""
-        return {"schema_version": self.schema_version, **{k: getattr(self, k).to_dict() for k in SECTIONS}}
+        out = {"schema_version": self.schema_version, **{k: getattr(self, k).to_dict() for k in SECTIONS}}
+        if self.compose is not None:
+            out["compose"] = self.compose.to_dict()
+        return out
 
     def digest(self, *sections: str) -> str:
         """sha256 over the canonical JSON of the recipe (or of the named sections only)."""

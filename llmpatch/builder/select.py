@@ -148,12 +148,16 @@ def _forms(recipe: Recipe, items: Sequence[Any]) -> list[tuple[str, bool | None]
 
 def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
                      benign: Sequence[Any], *, progress: ProgressFactory | None = None,
-                     utility: Sequence[tuple[Any, bool | None]] = ()) -> dict[str, Any]:
+                     utility: Sequence[tuple[Any, bool | None]] = (), costack: Any = None) -> dict[str, Any]:
     """Greedy replies of each candidate to the validation prompts, scored by the domain judge.
 
     With ``utility`` prompts, the unpatched model answers everything once too: each candidate's
     share of looping outputs is compared with the unpatched model's, and its everyday answers
     with the unpatched answers (semantic similarity). Returns the unpatched model's numbers.
+
+    With ``costack`` (a composition-aware build) each candidate answers in every stack order the
+    build trained for, its scores averaged over the orders, and "unpatched" means the deployed
+    model: the base with the co-patches.
     """
     from llmpatch.builder.reference import generate_forms
     from llmpatch.runtime import GenerationConfig, PatchedModel
@@ -173,7 +177,14 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                 for kind, rows in sets}
 
     n_prompts = sum(len(v) for _, v in sets)
-    total = (len(cands) + (1 if utility else 0)) * n_prompts
+    orders = costack.orders if costack is not None else (None,)
+    total = (len(cands) * len(orders) + (1 if utility else 0)) * n_prompts
+
+    def candidate_models(emb: torch.Tensor) -> list[Any]:
+        if costack is None:
+            return [PatchedModel(base, prefix=emb)]
+        return [PatchedModel(base, prefix=costack.arrange(emb, o)) for o in orders]
+
     base_info: dict[str, Any] = {}
     with progress(f"selecting among {len(cands)} checkpoints on {n_prompts} validation prompts", total) as advance:
         unpatched = None
@@ -181,19 +192,20 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
             from llmpatch.evaluate.utility import degenerate_rate, get_embedder, similarity
 
             embed = get_embedder()
-            unpatched = answer(PatchedModel(base), advance)
+            unpatched = answer(PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None),
+                               advance)
             base_deg = degenerate_rate([y for outs in unpatched.values() for y in outs])
             base_info = {"degenerate_rate": round(base_deg, 4), "prompts": {k: len(v) for k, v in sets}}
         for c in cands:
-            outs = answer(PatchedModel(base, prefix=c.embeddings), advance)
+            per_order = [answer(pm, advance) for pm in candidate_models(c.embeddings)]
             for kind in ("target", "benign"):
-                if kind in outs:
+                if kind in per_order[0]:
                     texts = [t for t, _ in dict(sets)[kind]]
-                    unsafety = scorer(outs[kind], texts, kind)
+                    unsafety = [u for outs in per_order for u in scorer(outs[kind], texts, kind)]
                     setattr(c, kind, sum(unsafety) / len(unsafety))
             if unpatched is not None:
-                c.degenerate = degenerate_rate([y for o in outs.values() for y in o])
-                sims = similarity(outs["utility"], unpatched["utility"], embed)
+                c.degenerate = degenerate_rate([y for outs in per_order for o in outs.values() for y in o])
+                sims = [x for outs in per_order for x in similarity(outs["utility"], unpatched["utility"], embed)]
                 c.similarity = sum(sims) / len(sims)
                 c.weight = ut.weight
                 c.rejected = reject_reason(c.degenerate, c.similarity, base_deg, max_increase=ut.max_degenerate_increase,
@@ -234,7 +246,7 @@ def choose(cands: Sequence[Candidate]) -> Candidate:
 
 
 def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set[str], *,
-           progress: ProgressFactory | None = None) -> dict[str, Any]:
+           progress: ProgressFactory | None = None, costack: Any = None) -> dict[str, Any]:
     """Score the candidates of ``result``, make the best one ``result.embeddings``; returns the record."""
     from llmpatch.evaluate.prompts import prompts_digest
 
@@ -242,7 +254,8 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
     utility = load_utility_validation(recipe)
     check_disjoint([*targets, *benign, *(it for it, _ in utility)], train_texts)
     cands = candidates(result, include_sft=recipe.select.include_sft)
-    unpatched = score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress, utility=utility)
+    unpatched = score_candidates(recipe, base, scorer, cands, targets, benign, progress=progress, utility=utility,
+                                 costack=costack)
     try:
         best = choose(cands)
     except ValueError as exc:
@@ -258,6 +271,10 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
                       f"checkpoints whose outputs loop more than the unpatched model's + "
                       f"{recipe.utility.max_degenerate_increase} or whose similarity is below "
                       f"{recipe.utility.min_similarity} are rejected")
+    if costack is not None:
+        objective += (f"; every candidate answers in the stack order(s) {', '.join(costack.orders)} with "
+                      f"{', '.join(p.name + ' ' + p.version for p in costack.patches)} (scores averaged), and "
+                      "'unpatched' is the base with those co-patches")
     record = {
         "objective": objective + " (lower is better)",
         "judge": scorer.describe(),

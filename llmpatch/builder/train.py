@@ -59,6 +59,7 @@ class TrainResult:
                 continue
             s: dict[str, Any] = {"steps": int(rows[-1]["step"]), "examples": int(rows[0].get("examples", 0)), "first_loss": rows[0].get("loss"),
                                  "last_loss": rows[-1].get("loss"), "seconds": round(self.seconds.get(stage, 0.0), 1)}
+            s.update({k: int(v) for k, v in rows[0].items() if k.startswith("forwards_")})  # composition-aware
             if stage == "dpo":
                 margins = [r["rewards/margins"] for r in rows if "rewards/margins" in r]
                 acc = [r["rewards/accuracies"] for r in rows if "rewards/accuracies" in r]
@@ -304,26 +305,47 @@ def _check_rows(trainer: Any, given: int, stage: str) -> int:
 
 
 def _run_stage(trainer: Any, stage: str, given: int, title: str, steps: int, out: Path, resume: str | None,
-               progress: ProgressFactory, snapshots: int, keys: tuple[str, ...]) -> StageOutput:
-    """Train one stage with a progress bar (and prefix snapshots); save its prefix and curve in ``out``."""
+               progress: ProgressFactory, snapshots: int, keys: tuple[str, ...], costack: Any = None,
+               recipe: Recipe | None = None) -> StageOutput:
+    """Train one stage with a progress bar (and prefix snapshots); save its prefix and curve in ``out``.
+
+    With ``costack`` (a composition-aware build) the co-patches' frozen prefix is in every forward
+    pass of the stage, the DPO reference's included (see ``builder/costack.py``).
+    """
     used = _check_rows(trainer, given, stage)
+    hook = None
+    if costack is not None:
+        from llmpatch.builder import costack as costack_mod
+
+        hook = costack_mod.attach(trainer, costack, recipe)
+        title += f" in the stack ({'/'.join(costack.orders)} {', '.join(p.name for p in costack.patches)})"
     t0 = time.monotonic()
-    with progress(title, steps) as advance:
-        _prepare_trainer(trainer, advance)
-        if snapshots:
-            trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
-        trainer.train(resume_from_checkpoint=resume)
+    try:
+        with progress(title, steps) as advance:
+            _prepare_trainer(trainer, advance)
+            if snapshots:
+                trainer.add_callback(_snapshot_callback(out / "snapshots", snapshots))
+            trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if hook is not None:
+            hook.remove()
     seconds = time.monotonic() - t0
     emb = trainer.model.get_prompt_embedding_to_save("default").detach().cpu().clone()
     rows_out = _rows(trainer.state.log_history, keys)
     if rows_out:
         rows_out[0]["examples"] = float(used)
+        if hook is not None:
+            from llmpatch.builder import costack as costack_mod
+
+            costack_mod.check_untouched(hook, costack)
+            # forward passes per order (policy and reference each count): what ``position = "both"`` drew
+            rows_out[0].update({f"forwards_{k}": float(v) for k, v in sorted(hook.counts.items())})
     _save_stage(out, emb, rows_out, seconds)
     return emb, rows_out, seconds, (Path(resume).name if resume else None)
 
 
 def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
-            progress: ProgressFactory, snapshots: int = 0) -> StageOutput:
+            progress: ProgressFactory, snapshots: int = 0, costack: Any = None) -> StageOutput:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
 
@@ -337,11 +359,11 @@ def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: b
     trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",), tok),
                          processing_class=tok, peft_config=peft_config(recipe, model_path))
     return _run_stage(trainer, "sft", len(rows), "SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows)),
-                      out, resume, progress, snapshots, SFT_KEYS)
+                      out, resume, progress, snapshots, SFT_KEYS, costack, recipe)
 
 
 def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
-            progress: ProgressFactory, snapshots: int = 0) -> StageOutput:
+            progress: ProgressFactory, snapshots: int = 0, costack: Any = None) -> StageOutput:
     """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
     from peft import set_peft_model_state_dict
     from trl import DPOConfig, DPOTrainer
@@ -366,18 +388,20 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
                              peft_config=peft_config(recipe, model_path, for_loading=True))
         set_peft_model_state_dict(trainer.model, {TENSOR: start})
     return _run_stage(trainer, "dpo", len(pairs), f"DPO (beta {recipe.dpo.beta}, reference {recipe.dpo.reference})",
-                      _expected_steps(recipe, "dpo", len(pairs)), out, resume, progress, snapshots, DPO_KEYS)
+                      _expected_steps(recipe, "dpo", len(pairs)), out, resume, progress, snapshots, DPO_KEYS, costack,
+                      recipe)
 
 
 def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
           work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0,
-          more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None) -> TrainResult:
+          more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None, costack: Any = None) -> TrainResult:
     """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves.
 
     The SFT stage lives in ``work/sft`` and DPO in ``work/<dpo_dir>``, so builds that differ only
     in DPO settings share one SFT stage. With ``snapshots``, the last stage saves that many prefix
     snapshots (evenly spaced) for checkpoint selection. ``more_pairs(sft_prefix)``, when given,
     returns DPO pairs that depend on the SFT result (on-policy pairs); they join ``pairs``.
+    ``costack`` (a composition-aware build): both stages train with the co-patches' frozen prefixes.
     """
     progress = progress or no_progress
     _quiet()
@@ -389,7 +413,7 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
     dpo = bool(recipe.dpo.enabled)
     try:
         sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work / "sft", progress,
-                                                            snapshots=0 if dpo else snapshots)
+                                                            snapshots=0 if dpo else snapshots, costack=costack)
         if r:
             resumed["sft"] = r
         emb = sft_emb
@@ -397,7 +421,7 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
             if more_pairs is not None:
                 pairs = [*pairs, *more_pairs(sft_emb)]
             emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work / dpo_dir,
-                                                            progress, snapshots=snapshots)
+                                                            progress, snapshots=snapshots, costack=costack)
             if r:
                 resumed["dpo"] = r
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:

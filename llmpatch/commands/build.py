@@ -54,11 +54,21 @@ def register(cli: click.Group) -> None:
 
         recipe = Recipe.load(recipe_path, overrides)
         if check_only:
+            costack = None
+            if recipe.compose is not None:  # co-patches: found, verified and built for this base
+                from llmpatch import base as base_mod
+                from llmpatch.builder import costack as costack_mod
+
+                costack = costack_mod.resolve(recipe, base_mod.identify(recipe.base.spec).to_ref())
             if as_json:
                 ui.print_json(recipe.to_dict())
             else:
                 ui.out(f"recipe {recipe_path} is valid ({recipe.domain}, patch "
                        f"{recipe.patch.name} {recipe.patch.version})", markup=False)
+                if costack is not None:
+                    ui.out(f"co-patches verified for base {costack.patches[0].manifest.base.describe()}: "
+                           + ", ".join(f"{p.name} {p.version} ({p.path})" for p in costack.patches)
+                           + f"; the new patch goes {' and '.join(costack.orders)} them", markup=False)
             return
         if out_dir is None and not data_only:
             raise RecipeError("no output directory given", hint="pass -o DIR (the patch directory to write)")
@@ -69,6 +79,13 @@ def register(cli: click.Group) -> None:
             if name == "checked":
                 ui.err_console.print(f"recipe ok: {info['prompts']} training prompts, base {info['base']}, "
                                      f"memory {info['memory']['need_gb']} of {info['memory']['available_gb']} GB")
+                if "compose" in info:
+                    c = info["compose"]
+                    ui.err_console.print("composition-aware: trains and evaluates "
+                                         f"{' and '.join(c['orders'])} " + ", ".join(f"{p['name']} {p['version']}"
+                                                                                   for p in c["with"])
+                                         + "; M (rejected side, utility anchors, self-reference) runs with them",
+                                         markup=False)
             elif name == "data":
                 s = info["stats"]
                 ui.err_console.print(f"data ({'cached' if info['cached'] else 'generated'}): {s['sft_rows']} SFT rows, "
@@ -119,5 +136,10 @@ def register(cli: click.Group) -> None:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
                       for e in result.evals])
+        for st in result.stacks:
+            ui.table(f"held-out evaluation of the stack {st.label(recipe.patch.name, recipe.patch.version)} "
+                     f"({st.describe()})", ["suite", "metric", "better", "unpatched", "system prompt", "stack"],
+                     [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
+                      for e in st.evals])
         ui.out(f"wrote {d['patch']['path']} ({d['patch']['name']} {d['patch']['version']}, "
                f"{d['patch']['num_virtual_tokens']} virtual tokens) in {d['timing'].get('total_s', 0):.0f} s", markup=False)
