@@ -40,6 +40,11 @@ def _manifest_rows(m) -> list[tuple[str, str]]:
     for e in m.evals:
         extra = f" (unpatched {e.base_value:.4g})" if isinstance(e.base_value, (int, float)) else ""
         rows.append((f"eval {e.id}", f"{e.value:.4g}{extra}"))
+    for st in m.stacks:  # composition-aware builds: the stacks the vendor evaluated it in
+        rows.append((f"stack {st.label(m.name, m.version)}", st.describe() + (" (trained in this order)" if st.trained else "")))
+        for e in st.evals:
+            extra = f" (unpatched {e.base_value:.4g})" if isinstance(e.base_value, (int, float)) else ""
+            rows.append((f"  in stack: eval {e.id}", f"{e.value:.4g}{extra}"))
     return rows
 
 

@@ -78,16 +78,37 @@ def _show_plan(plan, *, dry_run: bool) -> None:
     ui.out("stack after: " + (" -> ".join(i.id for i in plan.after) or "(no patches)"), markup=False)
 
 
-def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False) -> None:
+def _finish(env, plan, gen, *, as_json: bool, dry_run: bool = False, guidance=None,
+            verified: dict | None = None) -> None:
     if as_json:
+        extra = {} if guidance is None else {"stack_evidence": guidance.to_dict()}
+        if verified is not None:
+            extra["verified"] = verified
         ui.print_json({"plan": plan.to_dict(), "dry_run": dry_run,
-                       "generation": _gen_dict(env, gen) if gen is not None else None})
+                       "generation": _gen_dict(env, gen) if gen is not None else None, **extra})
         return
     for note in plan.notes:
         _say(note if note.startswith("note: ") else f"warning: {note}")
     _show_plan(plan, dry_run=dry_run)
     if gen is not None:
         ui.out(f"[green]generation {gen.number}[/green] is now current: {ui.escape(gen.describe())}")
+
+
+def _env_policy(env) -> Path | None:
+    """The environment's policy file (``llmpatch policy set``), checked now: a broken one fails before any change."""
+    path = env.policy_path
+    if path is None:
+        return None
+    from llmpatch.errors import LlmpatchError
+    from llmpatch.verify.policy import load_policy
+
+    try:
+        load_policy(path)
+    except LlmpatchError as exc:
+        raise type(exc)(f"the environment's policy ({env.config.policy}): {exc.message}",
+                        hint="fix the file, or point the environment at another one with `llmpatch policy set FILE` "
+                             "(`llmpatch policy unset` to drop it); nothing was changed") from None
+    return path
 
 
 def _verify_check(policy: Path | None, limit: int | None) -> Callable[[Path], tuple[bool, list[str]]]:
@@ -102,22 +123,33 @@ def _verify_check(policy: Path | None, limit: int | None) -> Callable[[Path], tu
 
 
 def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callable, *, dry_run: bool, as_json: bool,
-         registries: Callable | None = None, verify: bool = False, policy: Path | None = None,
-         verify_limit: int | None = None, env=None) -> None:
+         registries: Callable | None = None, verify: bool | None = False, policy: Path | None = None,
+         verify_limit: int | None = None, env=None, guide: bool = False) -> None:
     """Plan, then (unless ``dry_run``) apply as a new generation, under the environment's lock.
 
     A plan that changes nothing writes no generation, whatever the command (``rollback --to N``
     to the stack already current included), and says so.
+
+    ``guide`` (install, upgrade, order): say whether a vendor evaluated the new stack together
+    (the manifests' stack evidence). A stack nobody evaluated together is verified unasked when
+    the environment has a policy (``llmpatch policy set``) and ``verify`` is None (neither
+    ``--verify`` nor ``--no-verify``); ``--verify`` without ``--policy`` uses that policy too.
     """
     from llmpatch.env import operations as ops
 
     env = env or _open(env_dir)
     regs = registries or _Registries(env, None)
+    env_policy = _env_policy(env) if guide or verify else None
     if dry_run:
         # A dry run only reads (generation files and `current` are replaced atomically, so an
         # unlocked read is consistent): no lock, no recovery, nothing written, so it also works
         # on a read-only environment.
-        _finish(env, build_plan(env, regs), None, as_json=as_json, dry_run=True)
+        plan = build_plan(env, regs)
+        guidance = _dry_guidance(env, plan) if guide else None
+        if guidance is not None and not as_json:
+            for line in guidance.messages():
+                _say(line)
+        _finish(env, plan, None, as_json=as_json, dry_run=True, guidance=guidance)
         return
     with env.transaction(command, timeout=timeout, on_wait=_say, on_recover=_say):
         plan = build_plan(env, regs)
@@ -125,9 +157,35 @@ def _run(env_dir: Path | None, command: str, timeout: float, build_plan: Callabl
         # an unchanged stack writes no generation, but a damaged store copy of it is still repaired
         gen = None if plan.unchanged and not plan.repair else ops.apply(env, plan, regs,
                                                                          progress=None if as_json else _say)
-        if gen is not None and verify:
-            ops.gate(env, gen, previous, _verify_check(policy, verify_limit), command=command)
-    _finish(env, plan, gen, as_json=as_json)
+        guidance = ops.stack_guidance(env, gen.patches) if gen is not None and guide else None
+        untested = guidance is not None and not guidance.evaluated
+        auto = verify is None and untested and env_policy is not None
+        if guidance is not None and not as_json:
+            for line in guidance.messages():
+                _say(line)
+            if untested and not verify and not auto:
+                _say("check it before relying on it: `llmpatch verify` measures the stack; `llmpatch install ... "
+                     "--verify` (or `llmpatch policy set FILE`, which makes that the default for such stacks) "
+                     "rolls back a stack that fails")
+        verified = None
+        if gen is not None and (verify or auto):
+            gate_policy = policy or env_policy
+            verified = {"policy": str(gate_policy) if gate_policy else None, "default": bool(auto)}
+            if auto and not as_json:
+                _say(f"verifying it against the environment's policy {env.config.policy} (--no-verify skips this)")
+            ops.gate(env, gen, previous, _verify_check(gate_policy, verify_limit), command=command)
+            verified["passed"] = True
+    _finish(env, plan, gen, as_json=as_json, guidance=guidance, verified=verified)
+
+
+def _dry_guidance(env, plan):
+    """Stack evidence for a dry run, when every planned patch is already in the store (else: known after download)."""
+    from llmpatch.env import operations as ops
+    from llmpatch.env.records import Installed
+
+    if len(plan.after) < 2 or any(not env.store.has(i.manifest_sha256) for i in plan.after):
+        return None
+    return ops.stack_guidance(env, [Installed(i.name, i.version, i.manifest_sha256, "", 0) for i in plan.after])
 
 
 def register(cli: click.Group) -> None:
@@ -140,23 +198,99 @@ def register(cli: click.Group) -> None:
     @click.option("--path", "path", type=click.Path(path_type=Path),
                   help="Where to create the environment (default: ./.llmpatch, or $LLMPATCH_ENV).")
     @click.option("--max-virtual-tokens", default=256, show_default=True, help="Cap on the composed prefix length.")
+    @click.option("--policy", "policy", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Verify policy of the environment (see `llmpatch policy set`).")
     @click.option("--force", is_flag=True, help="Replace an existing environment here.")
     @_json_option
-    def init(base_spec: str, registry: str | None, path: Path | None, max_virtual_tokens: int, force: bool,
-             as_json: bool) -> None:
+    def init(base_spec: str, registry: str | None, path: Path | None, max_virtual_tokens: int, policy: Path | None,
+             force: bool, as_json: bool) -> None:
         """Create a patch environment pinned to a base. Example: llmpatch init --base default"""
         from llmpatch import paths
         from llmpatch.env import Environment
 
+        if policy is not None:
+            from llmpatch.verify.policy import load_policy
+
+            load_policy(policy)  # a missing or invalid policy fails before anything is created
         target = path or paths.new_env_dir()
-        env = Environment.create(target, base_spec, registry=registry, force=force, max_virtual_tokens=max_virtual_tokens)
+        env = Environment.create(target, base_spec, registry=registry, force=force, max_virtual_tokens=max_virtual_tokens,
+                                 policy=policy)
         if as_json:
             ui.print_json({"path": str(env.path), "base": env.base.to_dict(), "registry": env.config.registry,
-                           "generation": _gen_dict(env, env.current())})
+                           "policy": env.config.policy, "generation": _gen_dict(env, env.current())})
             return
         ui.out(f"created environment {env.path}", markup=False)
         ui.out(f"pinned base: {env.base_ref.describe()}", markup=False)
         ui.out(f"fingerprint: {env.base_ref.fingerprint}", markup=False)
+        if env.config.policy:
+            ui.out(f"policy: {env.config.policy} (verifies stacks no vendor evaluated together)", markup=False)
+
+    @cli.group("policy")
+    def policy_group() -> None:
+        """The environment's verify policy: the gate for stacks no vendor evaluated together."""
+
+    @policy_group.command("show")
+    @_env_option
+    @_json_option
+    def policy_show(env_dir, as_json) -> None:
+        """Show the environment's policy file, if any. Example: llmpatch policy show"""
+        env = _open(env_dir)
+        path = env.policy_path
+        if as_json:
+            ui.print_json({"policy": env.config.policy, "path": str(path) if path else None,
+                           "exists": bool(path and path.is_file())})
+            return
+        if path is None:
+            ui.out("no policy: `install --verify` uses the default gate policy, and untested stacks are not "
+                   "verified unless asked (`llmpatch policy set FILE`)", markup=False)
+        else:
+            ui.out(f"policy: {env.config.policy} ({path}{'' if path.is_file() else ', missing!'})", markup=False)
+
+    @policy_group.command("set")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @dry_run_option
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def policy_set(file, dry_run, env_dir, lock_timeout, as_json) -> None:
+        """Use FILE as the environment's verify policy. Example: llmpatch policy set policy.toml
+
+        \b
+        `install --verify` then checks new stacks against it, and install, upgrade and order
+        verify unasked any stack no vendor evaluated together (--no-verify skips that).
+        """
+        from llmpatch.verify.policy import load_policy
+
+        load_policy(file)  # a policy that does not parse is refused, nothing written
+        env = _open(env_dir)
+        if dry_run:
+            stored = str(file)
+        else:
+            with env.transaction("llmpatch policy set", timeout=lock_timeout, on_wait=_say, on_recover=_say):
+                stored = env.set_policy(file)
+        if as_json:
+            ui.print_json({"policy": stored, "dry_run": dry_run})
+        else:
+            ui.out(f"{'would set' if dry_run else 'policy set to'} {stored}" + (" (dry run: nothing changed)" if dry_run else ""),
+                   markup=False)
+
+    @policy_group.command("unset")
+    @dry_run_option
+    @_env_option
+    @_timeout_option
+    @_json_option
+    def policy_unset(dry_run, env_dir, lock_timeout, as_json) -> None:
+        """Forget the environment's policy (the policy file itself is left alone)."""
+        env = _open(env_dir)
+        before = env.config.policy
+        if not dry_run and before is not None:
+            with env.transaction("llmpatch policy unset", timeout=lock_timeout, on_wait=_say, on_recover=_say):
+                env.set_policy(None)
+        if as_json:
+            ui.print_json({"policy": None if not dry_run else before, "was": before, "dry_run": dry_run})
+        else:
+            ui.out(("would remove" if dry_run else "removed") + f" the policy {before}" if before else "no policy was set",
+                   markup=False)
 
     @cli.command("install")
     @click.argument("specs", nargs=-1)
@@ -168,8 +302,10 @@ def register(cli: click.Group) -> None:
     @click.option("--locked", is_flag=True, help="Reproduce llmpatch.lock exactly (like `llmpatch sync`).")
     @click.option("--lockfile", type=click.Path(path_type=Path), help="Lock file for --locked (default: the project's llmpatch.lock).")
     @_registry_option()
-    @click.option("--verify", "verify", is_flag=True,
-                  help="Evaluate the new stack and roll back if it fails (the default gate policy, or --policy).")
+    @click.option("--verify/--no-verify", "verify", default=None,
+                  help="Evaluate the new stack and roll back if it fails (--policy, else the environment's policy, "
+                       "else the default gate policy). Default: on for a stack no vendor evaluated together when "
+                       "the environment has a policy (`llmpatch policy set`), else off.")
     @click.option("--policy", "policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="With --verify (implies it): the policy file (TOML/JSON) the new stack must pass.")
     @click.option("--verify-limit", type=click.IntRange(min=1), help="With --verify: at most this many prompts per suite (a quicker gate).")
@@ -201,6 +337,8 @@ def register(cli: click.Group) -> None:
         if not specs:
             raise InvalidSpecError("nothing to install: name at least one patch, e.g. llmpatch install tox-fix@1.2",
                                    hint="or use --locked to install from llmpatch.lock")
+        if verify is False and policy is not None:
+            raise InvalidSpecError("--no-verify and --policy contradict each other", hint="drop one of them")
         parsed = [PatchSpec.parse(s) for s in specs]
         env = _open(env_dir)
         regs = _Registries(env, registry)
@@ -209,8 +347,8 @@ def register(cli: click.Group) -> None:
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
             e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url,
             prefer_merged=prefer_merged),
-            dry_run=dry_run, as_json=as_json, registries=regs, verify=verify or policy is not None, policy=policy,
-            verify_limit=verify_limit, env=env)
+            dry_run=dry_run, as_json=as_json, registries=regs, verify=True if policy is not None else verify,
+            policy=policy, verify_limit=verify_limit, env=env, guide=True)
 
     def _sync(lockfile, registry, env_dir, lock_timeout, dry_run, as_json) -> None:
         from llmpatch import paths
@@ -271,12 +409,16 @@ def register(cli: click.Group) -> None:
     @cli.command("upgrade")
     @click.argument("specs", nargs=-1)
     @click.option("--pre", is_flag=True, help="Allow prereleases.")
+    @click.option("--verify/--no-verify", "verify", default=None,
+                  help="Evaluate the new stack against the environment's policy (or the default gate policy) and roll "
+                       "back if it fails. Default: on for a stack no vendor evaluated together when the environment "
+                       "has a policy.")
     @dry_run_option
     @_registry_option()
     @_env_option
     @_timeout_option
     @_json_option
-    def upgrade(specs, pre, dry_run, registry, env_dir, lock_timeout, as_json) -> None:
+    def upgrade(specs, pre, verify, dry_run, registry, env_dir, lock_timeout, as_json) -> None:
         """Upgrade patches within their specs (all by default). Example: llmpatch upgrade tox-fix@^2"""
         from llmpatch.env import operations as ops
         from llmpatch.versions import PatchSpec
@@ -287,20 +429,23 @@ def register(cli: click.Group) -> None:
         command = "llmpatch upgrade " + " ".join(specs)
         _run(env_dir, command.strip(), lock_timeout, lambda e, r: ops.plan_upgrade(
             e, r(), parsed, command=command.strip(), pre=pre, registry_url=r.default_url),
-            dry_run=dry_run, as_json=as_json, registries=regs, env=env)
+            dry_run=dry_run, as_json=as_json, registries=regs, env=env, verify=verify, guide=True)
 
     @cli.command("order")
     @click.argument("names", nargs=-1, required=True)
+    @click.option("--verify/--no-verify", "verify", default=None,
+                  help="Evaluate the reordered stack and roll back if it fails. Default: on for an order no vendor "
+                       "evaluated when the environment has a policy.")
     @_env_option
     @_timeout_option
     @_json_option
-    def order(names, env_dir, lock_timeout, as_json) -> None:
+    def order(names, verify, env_dir, lock_timeout, as_json) -> None:
         """Set the composition order: named patches first, in this order. Example: llmpatch order tox-fix bias-fix"""
         from llmpatch.env import operations as ops
 
         command = "llmpatch order " + " ".join(names)
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_order(e, list(names), command=command),
-             dry_run=False, as_json=as_json)
+             dry_run=False, as_json=as_json, verify=verify, guide=True)
 
     @cli.command("rollback")
     @click.option("--to", "to", type=int, help="Generation number to return to (default: the previous state).")

@@ -161,6 +161,8 @@ def register(cli: click.Group) -> None:
             ("manifest sha256", chosen.manifest_sha256),
             ("signed by", chosen.signature["keyid"][:16] + "…" if chosen.signature else "unsigned"),
             ("evals", _fmt_evals(chosen.claims) or "-"),
+            *[(f"tested in {st.label(chosen.name, chosen.version)}", f"{st.describe()}: {_fmt_evals(st.evals) or '-'}")
+              for st in chosen.evidence],
         ])
         ui.table(f"{ps.name}: {len(versions)} version(s)", ["version", "published", "base", "domains", "evals", "status"],
                  [(e.version, e.published, e.base_fingerprint[:19] + "…", ", ".join(e.domains), _fmt_evals(e.claims),

@@ -68,6 +68,12 @@ def find_env(start: Path | None = None) -> Path:
     raise EnvironmentStateError(f"no llmpatch environment in {here} or any parent directory", hint=INIT_HINT)
 
 
+def _stored_policy(policy: Path, project_dir: Path) -> str:
+    """A policy file as environment.json records it: relative to the project when inside it (so it can move)."""
+    pol, project = Path(policy).expanduser().absolute(), Path(project_dir).absolute()
+    return str(pol.relative_to(project)) if pol.is_relative_to(project) else str(pol)
+
+
 class Environment:
     """An open environment. Read methods need no lock; changes go through :meth:`transaction`."""
 
@@ -105,6 +111,27 @@ class Environment:
     def registry_url(self, override: str | None = None) -> str:
         """The registry to use: the override, the environment's, or the default."""
         return override or self.config.registry or paths.default_registry_url()
+
+    @property
+    def policy_path(self) -> Path | None:
+        """The environment's verify policy file (``llmpatch policy set``), or None."""
+        p = self.config.policy
+        if p is None:
+            return None
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.project_dir / path
+
+    def set_policy(self, policy: Path | None) -> str | None:
+        """Record (or with None, forget) the environment's policy file; call with the lock held.
+
+        A file inside the project is stored relative to it, so the project can move. Returns the stored form.
+        """
+        stored = _stored_policy(policy, self.project_dir) if policy is not None else None
+        cfg = self.config
+        new = EnvConfig(cfg.created, cfg.base, cfg.registry, cfg.max_virtual_tokens, stored)
+        atomic.write_json(self.path / CONFIG_NAME, new.to_dict(), step="environment file")
+        self._config = new
+        return stored
 
     # -- generations ----------------------------------------------------------------------
 
@@ -288,7 +315,7 @@ class Environment:
 
     @classmethod
     def create(cls, path: Path, base_spec: str, *, registry: str | None = None, force: bool = False,
-               max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS) -> "Environment":
+               max_virtual_tokens: int = DEFAULT_MAX_VIRTUAL_TOKENS, policy: Path | None = None) -> "Environment":
         """Create an environment at ``path`` (a ``.llmpatch`` dir) pinned to ``base_spec``; atomic."""
         from llmpatch import base as base_mod
 
@@ -307,7 +334,9 @@ class Environment:
             registry = paths.canonical_registry(registry)  # a relative path means the same from any directory
         info = base_mod.identify(base_spec)
         pinned = PinnedBase(spec=info.spec or base_spec, ref=info.to_ref())
-        config = EnvConfig(created=now_iso(), base=pinned, registry=registry, max_virtual_tokens=max_virtual_tokens)
+        stored_policy = _stored_policy(policy, path.parent) if policy is not None else None
+        config = EnvConfig(created=now_iso(), base=pinned, registry=registry, max_virtual_tokens=max_virtual_tokens,
+                           policy=stored_policy)
         gen = Generation(number=1, created=config.created, action="init", command=f"llmpatch init --base {base_spec}",
                          parent=None, restores=None, base_fingerprint=info.fingerprint, patches=())
         path.parent.mkdir(parents=True, exist_ok=True)

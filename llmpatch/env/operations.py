@@ -413,6 +413,73 @@ def apply(env: Environment, plan: Plan, registry_for: Callable[[str | None], Any
     return env.commit(final, action=plan.action, command=plan.command, restores=plan.restores)
 
 
+@dataclass(frozen=True)
+class Tested:
+    """One stack a vendor evaluated a patch in (a manifest's ``stacks`` entry), with whose manifest it is."""
+
+    name: str
+    version: str
+    evidence: Any  # StackEvidence
+
+    @property
+    def stack(self) -> str:
+        return self.evidence.label(self.name, self.version)
+
+    def describe(self) -> str:
+        """``harm-fix 1.3.0 was tested with tox-fix 1.1.0 before it``."""
+        return f"{self.name} {self.version} was {self.evidence.describe()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"patch": f"{self.name}@{self.version}", "stack": self.stack, "describe": self.describe(),
+                "evidence": self.evidence.to_dict()}
+
+
+@dataclass(frozen=True)
+class StackGuidance:
+    """What the vendors' manifests say about a stack of two or more patches: was it evaluated together?
+
+    ``evidence`` is the manifest entry that covers exactly this stack (names, versions, payload
+    sha256 and order), when one does; ``related`` lists the stacks the vendors did evaluate with
+    these patches (another order, or part of this stack), to say what was tested instead.
+    """
+
+    stack: tuple[str, ...]
+    evidence: Tested | None
+    related: tuple[Tested, ...] = ()
+
+    @property
+    def evaluated(self) -> bool:
+        return self.evidence is not None
+
+    def messages(self) -> list[str]:
+        """Lines for the user: what was tested together, or that nothing was, and what the vendors tested."""
+        label = " -> ".join(self.stack)
+        if self.evidence is not None:
+            return [f"this stack ({label}) was evaluated together at build time: {self.evidence.describe()}"]
+        lines = [f"no vendor evaluated this stack ({label}) together"]
+        lines += [f"  tested instead: {t.describe()} ({t.stack})" for t in self.related]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack": list(self.stack), "evaluated": self.evaluated,
+                "evidence": None if self.evidence is None else self.evidence.to_dict(),
+                "tested": [t.to_dict() for t in self.related]}
+
+
+def stack_guidance(env: Environment, patches: Sequence[Installed]) -> StackGuidance | None:
+    """Whether a vendor evaluated this exact stack together (from the stored manifests); None for 0-1 patches."""
+    from llmpatch.compose import find_evidence, related_evidence
+
+    if len(patches) < 2:
+        return None
+    manifests = [Manifest.read(env.store.path(p.manifest_sha256) / "llmpatch.json") for p in patches]
+    found = find_evidence(manifests)
+    related = tuple(Tested(m.name, m.version, st) for m, st in related_evidence(manifests)
+                    if found is None or st is not found[1])
+    return StackGuidance(tuple(p.id for p in patches),
+                         None if found is None else Tested(found[0].name, found[0].version, found[1]), related)
+
+
 #: ``check(env_dir) -> (passed, failures)``: the eval gate of ``install --verify`` (the command
 #: layer passes ``llmpatch.verify.gate.verify_environment``; environments do not import verify).
 GateCheck = Callable[[Path], tuple[bool, Sequence[str]]]

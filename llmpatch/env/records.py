@@ -52,17 +52,23 @@ class EnvConfig:
     base: PinnedBase
     registry: str | None
     max_virtual_tokens: int
+    #: the environment's verify policy file (relative to the project directory, or absolute): the
+    #: gate ``install --verify`` applies, and applies unasked to stacks no vendor evaluated together
+    policy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"schema_version": SCHEMA_VERSION, "created": self.created, "base": self.base.to_dict(),
              "registry": self.registry, "max_virtual_tokens": self.max_virtual_tokens}
+        if self.policy is not None:
+            d["policy"] = self.policy
         schemas.validate(d, "environment", what="environment.json")
         return d
 
     @classmethod
     def from_dict(cls, d: Any, *, source: str = "environment.json") -> "EnvConfig":
         schemas.validate(d, "environment", what=source, known_version=SCHEMA_VERSION)
-        return cls(d["created"], PinnedBase.from_dict(d["base"]), d["registry"], int(d["max_virtual_tokens"]))
+        return cls(d["created"], PinnedBase.from_dict(d["base"]), d["registry"], int(d["max_virtual_tokens"]),
+                   d.get("policy"))
 
 
 @dataclass(frozen=True)

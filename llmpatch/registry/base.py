@@ -100,6 +100,7 @@ class Prepared:
             manifest_sha256=self.manifest_sha256, yanked=False, yank_reason=None, published=now_iso(),
             location=location, signature=self.signature, evals=tuple(e.to_dict() for e in m.evals),
             provides=tuple(p.to_dict() for p in m.provides),
+            stacks=tuple(st.to_dict() for st in m.stacks),
         )
 
 

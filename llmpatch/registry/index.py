@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from llmpatch import schemas
 from llmpatch.errors import LlmpatchError, NotFoundError, SchemaError
-from llmpatch.manifest import EvalClaim
+from llmpatch.manifest import EvalClaim, StackEvidence
 from llmpatch.registry.cache import frozen_view, load_view, memo_get, memo_put, no_gc, raw_digest, save_view
 from llmpatch.util import now_iso
 from llmpatch.versions import version_key
@@ -53,6 +53,8 @@ class IndexEntry:
     #: set by the registry owner (``llmpatch mark-replacement``): the resolver may pick this merged
     #: patch for a request of everything it provides, without ``--prefer-merged``
     replaces: bool = False
+    #: the manifest's stack evidence (composition-aware builds), in wire form; empty for most patches
+    stacks: tuple[dict, ...] = field(default=())
 
     @property
     def id(self) -> str:
@@ -63,6 +65,11 @@ class IndexEntry:
     def claims(self) -> tuple[EvalClaim, ...]:
         """``evals`` (the index's copy of the manifest's, kept in wire form) as typed claims."""
         return tuple(EvalClaim.from_dict(e) for e in self.evals)
+
+    @property
+    def evidence(self) -> tuple[StackEvidence, ...]:
+        """``stacks`` as typed stack evidence: the stacks the vendor evaluated this version in."""
+        return tuple(StackEvidence.from_dict(st) for st in self.stacks)
 
     @property
     def size(self) -> int:
@@ -78,6 +85,7 @@ class IndexEntry:
             "manifest_sha256": self.manifest_sha256, "yanked": self.yanked, "yank_reason": self.yank_reason,
             "published": self.published, "location": dict(self.location), "signature": self.signature,
             "evals": [dict(e) for e in self.evals],
+            **({"stacks": [dict(st) for st in self.stacks]} if self.stacks else {}),
         }
         if self.provides:
             d["provides"] = [dict(p) for p in self.provides]
@@ -99,6 +107,7 @@ class IndexEntry:
             published=d["published"], location=dict(d["location"]), signature=d.get("signature"),
             evals=tuple(dict(e) for e in d.get("evals") or ()),
             provides=tuple(dict(p) for p in d.get("provides") or ()), replaces=bool(d.get("replaces", False)),
+            stacks=tuple(dict(st) for st in d.get("stacks") or ()),
         )
 
     @classmethod
@@ -115,6 +124,7 @@ class IndexEntry:
             yanked=d["yanked"], yank_reason=d.get("yank_reason"), published=d["published"], location=d["location"],
             signature=d.get("signature"), evals=tuple(d.get("evals") or ()),
             provides=tuple(d.get("provides") or ()), replaces=bool(d.get("replaces", False)),
+            stacks=tuple(d.get("stacks") or ()),
         ))
 
 
