@@ -108,7 +108,8 @@ def composed(tiny_model_dir, co_patch, tmp_path_factory):
         mp.setenv("LLMPATCH_HOME", str(home))
         mp.setattr(costack_mod, "attach", spy)
         out = tmp_path_factory.mktemp("compose-out") / "harm-fix"
-        recipe = compose_recipe(tiny_model_dir, [str(co_patch.path)], *EVAL, position="both")
+        recipe = compose_recipe(tiny_model_dir, [str(co_patch.path)], *EVAL, "select.enabled=true", "select.limit=2",
+                                "select.snapshots=2", "select.max_new_tokens=4", position="both")
         result = build(recipe, out, report_dir=out.parent / "report")
     return result, hooks, before, home
 
@@ -162,6 +163,14 @@ def test_deployed_model_with_the_co_patches_writes_the_data_and_keys_its_cache(c
     data = json.loads(cached.read_text())
     assert data["deployed"] == [["tox-fix", "1.1.0", co_patch.payload_sha256]]
     assert data["key"] == result.data_key
+    assert data["reference"]["with_patches"] == ["tox-fix@1.1.0"]  # the self-reference M' runs in that stack too
+
+
+def test_selection_scores_candidates_in_every_trained_order(composed):
+    result, _, _, _ = composed
+    sel = result.selection
+    assert "stack order(s) after, before with tox-fix 1.1.0" in sel["objective"]
+    assert len(sel["candidates"]) >= 2 and all(c["score"] is not None for c in sel["candidates"])
 
 
 # -- everything wrong fails before a model is loaded, and writes nothing --------------------------

@@ -67,6 +67,13 @@ def test_install_of_a_stack_no_vendor_evaluated_says_so_and_suggests_verify(proj
 
 def test_a_stack_in_the_order_the_vendor_evaluated_is_reported_as_tested(project, tiny_model_dir, stacked):
     run("init", "--base", tiny_model_dir)
+    out = run_json("install", "tox-fix")
+    assert "stack_evidence" not in out  # a patch built alone: nothing to say
+    run("remove", "tox-fix")
+    res = run("install", "harm-fix")  # alone: the stack it was built for is worth knowing
+    assert "harm-fix 1.3.0 was tested with tox-fix 1.1.0 before it (tox-fix@1.1.0 -> harm-fix@1.3.0)" in res.output
+    assert "no vendor" not in res.output and "--verify" not in res.output
+    run("remove", "harm-fix")
     run("install", "tox-fix")
     res = run("install", "harm-fix")
     assert "was evaluated together at build time: harm-fix 1.3.0 was tested with tox-fix 1.1.0 before it" in res.output

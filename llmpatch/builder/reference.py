@@ -109,6 +109,9 @@ class SampledPolicy(ReferencePolicy):
             # recorded (and part of the data cache key) only when not the default, so that data
             # generated before this option existed keeps its key
             **({"fallback_when": self.fallback_when} if self.refusal_fallback and self.fallback_when != "unsafe" else {}),
+            # a composition-aware build's self-reference runs in the deployed stack (recorded only then)
+            **({"with_patches": [f"{p.name}@{p.version}" for p in self.model.stack.patches]}
+               if self.model.stack.patches else {}),
             "note": ("M itself with a safety system prompt, best-of-n filtered by the judge"
                      + (", refusal fallback for harmful requests" if self.refusal_fallback else "")
                      if self.kind == "self" else "another model; only its text is used"),

@@ -183,7 +183,7 @@ def _dry_guidance(env, plan):
     from llmpatch.env import operations as ops
     from llmpatch.env.records import Installed
 
-    if len(plan.after) < 2 or any(not env.store.has(i.manifest_sha256) for i in plan.after):
+    if not plan.after or any(not env.store.has(i.manifest_sha256) for i in plan.after):
         return None
     return ops.stack_guidance(env, [Installed(i.name, i.version, i.manifest_sha256, "", 0) for i in plan.after])
 

@@ -449,11 +449,14 @@ class StackGuidance:
 
     @property
     def evaluated(self) -> bool:
-        return self.evidence is not None
+        """Whether a vendor measured exactly this stack (a single patch: its own ``evals`` did)."""
+        return self.evidence is not None or len(self.stack) == 1
 
     def messages(self) -> list[str]:
         """Lines for the user: what was tested together, or that nothing was, and what the vendors tested."""
         label = " -> ".join(self.stack)
+        if len(self.stack) == 1:
+            return [f"{t.describe()} ({t.stack}); alone, its own evals apply" for t in self.related]
         if self.evidence is not None:
             return [f"this stack ({label}) was evaluated together at build time: {self.evidence.describe()}"]
         lines = [f"no vendor evaluated this stack ({label}) together"]
@@ -467,12 +470,20 @@ class StackGuidance:
 
 
 def stack_guidance(env: Environment, patches: Sequence[Installed]) -> StackGuidance | None:
-    """Whether a vendor evaluated this exact stack together (from the stored manifests); None for 0-1 patches."""
+    """Whether a vendor evaluated this exact stack together (from the stored manifests).
+
+    None for an empty stack, and for a single patch built alone (nothing to say); a single patch
+    from a composition-aware build gets the stacks it was tested in, as information.
+    """
     from llmpatch.compose import find_evidence, related_evidence
 
-    if len(patches) < 2:
+    if not patches:
         return None
     manifests = [Manifest.read(env.store.path(p.manifest_sha256) / "llmpatch.json") for p in patches]
+    if len(manifests) == 1:
+        m = manifests[0]
+        return StackGuidance((patches[0].id,), None, tuple(Tested(m.name, m.version, st) for st in m.stacks)) \
+            if m.stacks else None
     found = find_evidence(manifests)
     related = tuple(Tested(m.name, m.version, st) for m, st in related_evidence(manifests)
                     if found is None or st is not found[1])
