@@ -343,18 +343,12 @@ class Resolution:
     provided: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
-def resolve(
-    specs: Sequence[PatchSpec | Requirement],
-    lookup: Lookup,
-    *,
-    base_fingerprint: str | None,
-    pre: bool = False,
-    where: str = "the registry",
-    prefer_merged: bool = False,
-) -> list[Any]:
-    """Choose one entry per needed name: user specs first (in order), then dependencies."""
-    return resolve_stack(specs, lookup, base_fingerprint=base_fingerprint, pre=pre, where=where,
-                         prefer_merged=prefer_merged).entries
+def resolve(specs: Sequence[PatchSpec | Requirement], lookup: Lookup, **options: Any) -> list[Any]:
+    """Choose one entry per needed name: user specs first (in order), then dependencies.
+
+    The options are :func:`resolve_stack`'s (``base_fingerprint`` is required there).
+    """
+    return resolve_stack(specs, lookup, **options).entries
 
 
 def resolve_stack(

@@ -344,17 +344,23 @@ def _run_stage(trainer: Any, stage: str, given: int, title: str, steps: int, out
     return emb, rows_out, seconds, (Path(resume).name if resume else None)
 
 
+def _stage_start(recipe: Recipe, model_path: str, out: Path) -> tuple[StageOutput | None, Any, str | None]:
+    """``(finished output, None, None)`` for a stage already done in ``out``; else ``(None, tokenizer, checkpoint to resume)``."""
+    done = _read_stage(out)
+    if done is not None:
+        return (done[0], done[1], done[2], "final"), None, None
+    torch.manual_seed(recipe.seeds.train)
+    return None, tokenizer_for(model_path), _last_checkpoint(out)
+
+
 def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
             progress: ProgressFactory, snapshots: int = 0, costack: Any = None) -> StageOutput:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
 
-    done = _read_stage(out)
+    done, tok, resume = _stage_start(recipe, model_path, out)
     if done is not None:
-        return done[0], done[1], done[2], "final"
-    torch.manual_seed(recipe.seeds.train)
-    tok = tokenizer_for(model_path)
-    resume = _last_checkpoint(out)
+        return done
     args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
     trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",), tok),
                          processing_class=tok, peft_config=peft_config(recipe, model_path))
@@ -368,12 +374,9 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
     from peft import set_peft_model_state_dict
     from trl import DPOConfig, DPOTrainer
 
-    done = _read_stage(out)
+    done, tok, resume = _stage_start(recipe, model_path, out)
     if done is not None:
-        return done[0], done[1], done[2], "final"
-    torch.manual_seed(recipe.seeds.train)
-    tok = tokenizer_for(model_path)
-    resume = _last_checkpoint(out)
+        return done
     sft_weight = float(recipe.dpo.sft_weight or 0.0)
     # dpo.sft_weight > 0: DPO + NLL on the chosen responses (RPO, Pang et al. 2024), through trl's loss mixing
     mix = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft_weight]) if sft_weight > 0 else {}
