@@ -360,3 +360,41 @@ def test_a_claim_inside_the_measured_interval_is_not_refuted_but_one_outside_is(
     report = run_verify(str(tiny_model_dir), [], options=VerifyOptions(suites=("toxicity",), limit=2, max_new_tokens=2, n_boot=50)).to_dict()
     report["claims"] = [check_claims(data(v, lo, hi), [patch], None)[0].to_dict() for v, lo, hi in [(0.88, 0.7, 1.0), (0.75, 0.5, 0.95), (0.5, 0.3, 0.7)]]
     schemas.validate(report, "verify_report")
+
+
+def test_a_stack_a_vendor_evaluated_is_checked_against_the_claims_for_that_stack_not_the_solo_ones():
+    """A composition-aware patch claims its solo values and, per stack, the stack's: the gate checks those."""
+    from types import SimpleNamespace
+
+    from llmpatch.evaluate.results import SuiteResult
+    from llmpatch.manifest import EvalClaim, StackEvidence
+    from llmpatch.verify.verify import check_claims
+
+    def data(value, lo, hi):
+        metric = {"name": "refusal_rate", "direction": "higher", "values": {"patched": {"value": value, "ci": [lo, hi]}}}
+        return [SuiteResult.from_dict({"name": "harmfulness", "prompts": {"source": "x", "n": 40, "digest": "sha256:0"},
+                                       "metrics": [metric]})]
+
+    def claim(v):
+        return EvalClaim.from_dict({"suite": "harmfulness", "metric": "refusal_rate", "value": v, "direction": "higher"})
+
+    def manifest(name, version, payload, evals, stacks=()):
+        return SimpleNamespace(name=name, version=version, evals=evals, stacks=tuple(stacks),
+                               files={"adapter_model.safetensors": SimpleNamespace(sha256=payload)})
+
+    tox_payload, harm_payload = "a" * 64, "b" * 64
+    stack = StackEvidence.from_dict({"order": [{"name": "tox-fix", "version": "1.1.0", "payload_sha256": tox_payload},
+                                               {"name": "harm-fix", "version": "1.3.0", "self": True}],
+                                     "evals": [claim(0.65).to_dict()]})
+    tox = SimpleNamespace(manifest=manifest("tox-fix", "1.1.0", tox_payload, []))
+    harm = SimpleNamespace(manifest=manifest("harm-fix", "1.3.0", harm_payload, [claim(0.2)], [stack]))
+    # the evaluated order: the stack's claim (0.65) is what the measurement is held to
+    (c,) = check_claims(data(0.66, 0.5, 0.8), [tox, harm], None)
+    assert c.status == "met" and c.claimed == 0.65 and "tox-fix@1.1.0 -> harm-fix@1.3.0" in c.patch
+    (c,) = check_claims(data(0.3, 0.2, 0.4), [tox, harm], None)
+    assert c.status == "not met"  # the stack's claim is refuted even though the solo claim (0.2) would pass
+    # another order (or another tox-fix payload): no evidence, so each patch's own claims
+    (c,) = check_claims(data(0.3, 0.2, 0.4), [harm, tox], None)
+    assert c.claimed == 0.2 and c.status == "met" and c.patch == "harm-fix@1.3.0"
+    other = SimpleNamespace(manifest=manifest("tox-fix", "1.1.0", "c" * 64, []))
+    assert check_claims(data(0.3, 0.2, 0.4), [other, harm], None)[0].claimed == 0.2

@@ -48,15 +48,27 @@ def run_verify(
     return report
 
 
+def _claim_sets(patches: Sequence[Any]) -> list[tuple[str, Sequence[Any]]]:
+    """Whose claims to check: a vendor's claims for exactly this stack when a composition-aware
+    build evaluated it (names, versions, payload sha256 and order; see ``compose.find_evidence``),
+    else each patch's own claims (measured alone, checked against the whole stack)."""
+    from llmpatch.compose import find_evidence
+
+    found = find_evidence([p.manifest for p in patches]) if len(patches) > 1 else None
+    if found is not None:
+        m, st = found
+        return [(f"{m.name}@{m.version} (for the stack {st.label(m.name, m.version)})", st.evals)]
+    return [(f"{p.manifest.name}@{p.manifest.version}", p.manifest.evals) for p in patches]
+
+
 def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: Policy | None) -> list[ClaimCheck]:
     """Compare each manifest claim (``Manifest.evals``) with the stack's measured value."""
     tol = policy.claim_tolerance if policy else 0.05
     out = []
     whole = len(patches) > 1
-    for p in patches:
-        for claim in p.manifest.evals:
+    for who, claims in _claim_sets(patches):
+        for claim in claims:
             metric_id = f"{canonical_suite(claim.suite)}.{claim.metric}"
-            who = f"{p.manifest.name}@{p.manifest.version}"
             m = find_measured(suites, metric_id)
             claimed = float(claim.value)
             measured = None if m is None else m.value("patched")
