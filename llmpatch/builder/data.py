@@ -68,6 +68,16 @@ def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False, text: str
     return [None]
 
 
+
+def train_prompts(suite: str, src: str, limit: int | None, *, where: str) -> list[Any]:
+    """The train split of one prompt source (``builtin``/``default`` = the suite's built-in set),
+    a loading error re-raised as a :class:`RecipeError` that names ``where`` it was configured."""
+    try:
+        return load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
+    except LlmpatchError as exc:
+        raise RecipeError(f"{where} {src!r}: {exc.message}", hint=exc.hint) from None
+
+
 def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
     """The recipe's training prompts (train split of every source), de-duplicated, limited per source.
 
@@ -82,11 +92,7 @@ def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
         sections.append(("utility.prompts", recipe.utility.prompts, "utility", "anchor", recipe.utility.limit))
     for where, sources, suite, kind, limit in sections:
         for src in sources:
-            try:
-                items = load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
-            except LlmpatchError as exc:
-                raise RecipeError(f"{where} source {src!r}: {exc.message}", hint=exc.hint) from None
-            for it in items:
+            for it in train_prompts(suite, src, limit, where=f"{where} source"):
                 for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=kind == "anchor",
                                          text=it.text):
                     if (it.text, chat) not in seen:

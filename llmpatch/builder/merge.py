@@ -36,7 +36,7 @@ from llmpatch import __version__, atomic, paths
 from llmpatch.builder import data as data_mod
 from llmpatch.builder import recipe as recipe_mod
 from llmpatch.builder import train as train_mod
-from llmpatch.builder.pipeline import check_memory, check_output, evaluate_staged
+from llmpatch.builder.pipeline import check_memory, check_output, evaluate_staged, write_report_json
 from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseMismatchError, LlmpatchError, RecipeError
 from llmpatch.evaluate.results import VerifyReport
@@ -327,17 +327,11 @@ def _domain_plans(patches: Sequence[Any], prompt_overrides: dict[str, str]) -> l
 
 
 def _load_domain_prompts(plan: DomainPlan, limit: int | None) -> DomainPlan:
-    from llmpatch.evaluate.prompts import load_prompts
-
     out: list[Any] = []
     seen: set[tuple[str, Any]] = set()
     for kind, suite, sources in (("target", plan.domain, plan.train), ("benign", "over_refusal", plan.benign)):
         for src in sources:
-            try:
-                items = load_prompts(suite, None if src in ("builtin", "default") else src, "train", limit=limit)
-            except LlmpatchError as exc:
-                raise RecipeError(f"{plan.domain} prompts ({plan.origin}) {src!r}: {exc.message}", hint=exc.hint) from None
-            for it in items:
+            for it in data_mod.train_prompts(suite, src, limit, where=f"{plan.domain} prompts ({plan.origin})"):
                 for chat in data_mod.prompt_forms(it.meta.get("form"), plan.chat, text=it.text):
                     c = plan.chat if chat is None else chat
                     if (it.text, c) not in seen:
@@ -700,9 +694,7 @@ def _write_report(report_dir: Path, res: MergeResult, plan: MergePlan, trained: 
     d = res.to_dict()
     d["plan"] = plan.to_dict()
     d["work_dir"] = None  # a local path: not useful in a committed results file
-    (report_dir / "merge.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
-    if res.report is not None:
-        (report_dir / "verify.json").write_text(json.dumps(res.report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    write_report_json(report_dir, "merge.json", d, res.report)
 
 
 def _manifest_sha(patch: Any) -> str:

@@ -407,15 +407,20 @@ def _domain_tag(domain: str) -> str:
     return {"gender": "gender_bias"}.get(domain, domain)
 
 
+def write_report_json(report_dir: Path, name: str, summary: dict[str, Any], report: VerifyReport | None) -> None:
+    """``name`` (the build's or merge's summary) and, when evaluated, ``verify.json`` (the full verify report)."""
+    (report_dir / name).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
+    if report is not None:
+        (report_dir / "verify.json").write_text(json.dumps(report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+
+
 def _write_report(report_dir: Path, res: BuildResult, recipe: Recipe) -> None:
     """``build.json`` (everything) and, when evaluated, ``verify.json`` (the full verify report)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     d = res.to_dict()
     d["recipe"] = recipe.to_dict()
     d["work_dir"] = None  # a local path: not useful in a committed results file
-    (report_dir / "build.json").write_text(json.dumps(d, indent=1, sort_keys=True, default=str) + "\n")
-    if res.report is not None:
-        (report_dir / "verify.json").write_text(json.dumps(res.report.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    write_report_json(report_dir, "build.json", d, res.report)
     for order, rep in res.stack_reports.items():
         (report_dir / f"verify-stack-{order}.json").write_text(
             json.dumps(rep.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
