@@ -42,6 +42,20 @@ def test_dry_run_shows_the_plan_and_changes_nothing(project, tiny_model_dir, sce
     assert "dry run" in human and "tox-fix" in human
 
 
+def test_a_prerelease_is_installed_only_with_pre_and_the_history_records_the_flag(project, tiny_model_dir, scenario_registry):
+    scenario_registry.publish_patch("bias-fix", "2.1.0-rc.1", domains=["gender_bias"])
+    run("init", "--base", tiny_model_dir)
+    assert run_json("install", "bias-fix@^2", "--dry-run")["plan"]["after"] == ["bias-fix@2.0.0"]
+    assert run_json("install", "bias-fix@^2")["generation"]["patches"][0]["version"] == "2.0.0"
+    assert run_json("upgrade", "bias-fix")["plan"]["unchanged"] is True
+    gen = run_json("upgrade", "bias-fix", "--pre")["generation"]
+    assert [p["version"] for p in gen["patches"]] == ["2.1.0-rc.1"]
+    assert gen["command"] == "llmpatch upgrade bias-fix --pre"
+    run("rollback", "--to", "1")
+    assert run_json("install", "bias-fix@^2", "--pre")["generation"]["command"] == "llmpatch install bias-fix@^2 --pre"
+    assert stack_of(project) == ["bias-fix@2.1.0-rc.1"]
+
+
 def test_a_patch_built_for_another_base_is_refused_naming_its_base(project, tiny_model_dir, other_tiny_model_dir, registry):
     registry.publish_patch("tox-fix", "1.0.0", base_dir=other_tiny_model_dir)
     run("init", "--base", tiny_model_dir)

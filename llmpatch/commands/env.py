@@ -343,7 +343,7 @@ def register(cli: click.Group) -> None:
         env = _open(env_dir)
         regs = _Registries(env, registry)
         command = "llmpatch install " + " ".join(specs) + (f" --position {position}" if position else "") \
-            + (" --prefer-merged" if prefer_merged else "")
+            + (" --pre" if pre else "") + (" --prefer-merged" if prefer_merged else "")
         _run(env_dir, command, lock_timeout, lambda e, r: ops.plan_install(
             e, r(), parsed, command=command, pre=pre, position=position, registry_url=r.default_url,
             prefer_merged=prefer_merged),
@@ -426,7 +426,7 @@ def register(cli: click.Group) -> None:
         parsed = [PatchSpec.parse(s) for s in specs]
         env = _open(env_dir)
         regs = _Registries(env, registry)
-        command = "llmpatch upgrade " + " ".join(specs)
+        command = ("llmpatch upgrade " + " ".join(specs)).strip() + (" --pre" if pre else "")
         _run(env_dir, command.strip(), lock_timeout, lambda e, r: ops.plan_upgrade(
             e, r(), parsed, command=command.strip(), pre=pre, registry_url=r.default_url),
             dry_run=dry_run, as_json=as_json, registries=regs, env=env, verify=verify, guide=True)
