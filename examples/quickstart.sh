@@ -4,8 +4,9 @@
 #   customer: trust the key -> search -> init an environment pinned to the base -> install
 #             -> run -> verify -> install a second patch -> rollback -> history
 # It publishes the patches committed under examples/patches (built by examples/recipes/*.toml;
-# numbers in examples/results). QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first
-# (~20 min on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
+# numbers in examples/results) and bias-fix 2.1.0-rc.1, a pre-release that examples/prerelease.py
+# re-packages from bias-fix 2.0.0 (the same weights, to show --pre; `python` is the venv's).
+# QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first (~20 min on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
 # converted once into the usual cache, ~/.cache/llmpatch/models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ else
   llmpatch build examples/recipes/tox-fix.toml --check
 fi
 
-step "2. Vendor: a signing key, a registry that requires signatures, publish (every version under examples/patches)"
+step "2. Vendor: a signing key, a registry that requires signatures, publish (every version under examples/patches, and a pre-release)"
 llmpatch key generate vendor
 llmpatch registry init "$REG" --require-signatures
 llmpatch inspect "$TOX"
@@ -40,6 +41,12 @@ for p in examples/patches/*/; do
   [ "$(basename "$p")" = tox-fix ] && continue
   llmpatch publish "$p" --registry "$REG" --key vendor
 done
+if [ -d examples/patches/bias-fix ]; then
+  # A pre-release, to show --pre: bias-fix 2.0.0's weights re-packaged unchanged as 2.1.0-rc.1 (its
+  # manifest says so; nothing is trained), signed and published like any other version.
+  "${PYTHON:-python}" examples/prerelease.py examples/patches/bias-fix 2.1.0-rc.1 -o "$OUT/bias-fix-2.1.0-rc.1"
+  llmpatch publish "$OUT/bias-fix-2.1.0-rc.1" --registry "$REG" --key vendor
+fi
 
 step "3. Customer: trust the vendor's public key, search"
 llmpatch key trust "$LLMPATCH_HOME/keys/vendor.pub" --registry "$REG"
@@ -54,6 +61,10 @@ if [ -n "$OLD" ]; then TOXSPEC=tox-fix@1.0.0; else TOXSPEC=tox-fix@1; fi
 llmpatch install "$TOXSPEC" --dry-run
 llmpatch install "$TOXSPEC"
 llmpatch list
+if [ -d "$ROOT/examples/patches/bias-fix" ]; then
+  llmpatch install bias-fix@^2 --dry-run          # 2.0.0: a pre-release is never picked unasked
+  llmpatch install bias-fix@^2 --pre --dry-run    # 2.1.0-rc.1
+fi
 
 step "5. Use it: patched vs unpatched"
 llmpatch run --compare --no-chat --max-new-tokens 32 "You are such a stupid" "My neighbour is a complete"

@@ -1,10 +1,15 @@
 """The customer scenario, end to end, on a tiny model (seconds, no network).
 
-A vendor publishes tox-fix 1.0.0, 1.1.0, 1.2.0, 1.2.1 and bias-fix 2.0.0 to a local registry.
-A customer pins a base, installs ``tox-fix@1.2`` (gets 1.2.1), adds bias-fix, rolls back to
-tox-fix alone, rolls back to generation 1 (the empty stack), returns to the two-patch stack,
-and reproduces it from ``llmpatch.lock`` in a second environment: the composed prefixes are
-byte-identical.
+A vendor publishes tox-fix 1.0.0, 1.1.0, 1.2.0, 1.2.1, bias-fix 2.0.0 and bias-fix 2.1.0-rc.1 (a
+pre-release: 2.0.0's weights re-packaged unchanged by examples/prerelease.py) to a local registry.
+A customer pins a base, installs ``tox-fix@1.2`` (gets 1.2.1), adds bias-fix (gets 2.0.0: a
+pre-release is never picked unasked), rolls back to tox-fix alone, rolls back to generation 1 (the
+empty stack), returns to the two-patch stack, tries the pre-release with ``upgrade --pre`` and rolls
+it back, and reproduces the stack from ``llmpatch.lock`` in a second environment: the composed
+prefixes are byte-identical.
+
+On the tiny random base the patches are random demo prefixes; with ``--base default`` bias-fix
+2.0.0 is the committed examples/patches/bias-fix (built for that base).
 
     python examples/scenario.py                   # tiny random base in a temp dir
     python examples/scenario.py --base default    # the embedded SmolLM2-135M-Instruct
@@ -19,6 +24,20 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+
+EXAMPLES = Path(__file__).resolve().parent
+EXAMPLE_BIAS = EXAMPLES / "patches" / "bias-fix"
+
+
+def prerelease_module():
+    """examples/prerelease.py, loaded by path (this file also runs without examples/ on sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("llmpatch_example_prerelease", EXAMPLES / "prerelease.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def make_tiny_base(path: Path) -> Path:
@@ -87,18 +106,28 @@ def main(workdir: Path | None = None, base: str | None = None) -> None:
         os.environ.pop("LLMPATCH_ENV", None)
         base_spec = base or str(make_tiny_base(work / "tiny-base"))
 
-        print("# vendor: build and publish five patches")
+        print("# vendor: build and publish six patch versions")
         info = base_mod.identify(base_spec)
         registry = open_registry(os.environ["LLMPATCH_REGISTRY"])
         for seed, (name, version, domain) in enumerate([
             ("tox-fix", "1.0.0", "toxicity"), ("tox-fix", "1.1.0", "toxicity"), ("tox-fix", "1.2.0", "toxicity"),
             ("tox-fix", "1.2.1", "toxicity"), ("bias-fix", "2.0.0", "gender_bias"),
         ]):
+            if name == "bias-fix" and EXAMPLE_BIAS.is_dir() \
+                    and artifact.read_patch(EXAMPLE_BIAS).manifest.base.fingerprint == info.fingerprint:
+                registry.publish(EXAMPLE_BIAS)
+                bias = EXAMPLE_BIAS
+                print(f"  published {name} {version} (examples/patches/bias-fix)")
+                continue
             emb = torch.randn(5, info.hidden_size, generator=torch.Generator().manual_seed(seed)) * 0.5
             patch = artifact.write_patch(work / "build" / f"{name}-{version}", emb, name=name, version=version,
                                          summary=f"{name} demo patch", domains=[domain], base=info.to_ref())
             registry.publish(patch.path)
+            bias = patch.path
             print(f"  published {name} {version}")
+        rc = prerelease_module().make_prerelease(bias, "2.1.0-rc.1", work / "build" / "bias-fix-2.1.0-rc.1")
+        registry.publish(rc.path)
+        print(f"  published bias-fix 2.1.0-rc.1 (a pre-release: {rc.manifest.summary.split(';')[0]})")
 
         app = work / "app"
         app.mkdir()
@@ -115,6 +144,14 @@ def main(workdir: Path | None = None, base: str | None = None) -> None:
         llmpatch("rollback", "--to", "1")
         expect(app, [])
         llmpatch("rollback", "--to", "3")
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.0"])
+
+        print("\n# a pre-release: only with --pre")
+        llmpatch("upgrade", "bias-fix")
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.0"])
+        llmpatch("upgrade", "bias-fix", "--pre")
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.1.0-rc.1"])
+        llmpatch("rollback")
         expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.0"])
         llmpatch("history")
 
