@@ -157,8 +157,8 @@ class Quickstart:
             return
         if current:
             self.cli("remove", *[i.split("@")[0] for i in current])
-        if ids:
-            self.cli("install", *[i.replace("@", "@=") for i in ids])
+        if ids:  # a starting state, not a check: no environment policy's gate
+            self.cli("install", *[i.replace("@", "@=") for i in ids], "--no-verify")
         assert self.stack() == list(ids)
 
 
@@ -375,6 +375,15 @@ def _history(qs, cmd):
     assert "harm-fix@1.1.0 -> tox-fix@1.1.0" in out
 
 
+@case("llmpatch build examples/recipes/harm-fix-compose.toml -o harm-fix-1.3")
+def _build_compose_check(qs, cmd):
+    shutil.rmtree(qs.project / "harm-fix-1.3", ignore_errors=True)
+    out = " ".join(qs.run(cmd, "--check").stdout.split())
+    assert "recipe examples/recipes/harm-fix-compose.toml is valid" in out and "patch harm-fix 1.3.0" in out
+    assert "co-patches verified" in out and "tox-fix 1.1.0" in out  # trained after tox-fix, as the comment says
+    assert not (qs.project / "harm-fix-1.3").exists()
+
+
 @case("llmpatch merge examples/patches/tox-fix examples/patches/harm-fix -o safety --name safety-merged")
 def _merge_dry_run(qs, cmd):
     out = qs.run(cmd, "--dry-run").stdout
@@ -445,6 +454,19 @@ def _install_locked(qs, cmd):
     shutil.rmtree(qs.env_dir)  # a fresh checkout: only llmpatch.lock
     qs.run(cmd)
     assert qs.stack() == [TOX, BIAS2]
+
+
+@case("llmpatch policy set examples/policy.toml")
+def _policy_set(qs, cmd):
+    from llmpatch.env import Environment
+
+    qs.ensure_stack()
+    try:
+        assert "policy set to examples/policy.toml" in qs.run(cmd).stdout
+        assert Environment(qs.env_dir).config.policy == "examples/policy.toml"
+        assert "examples/policy.toml" in qs.cli("policy", "show").stdout
+    finally:
+        qs.cli("policy", "unset")  # the other cases start without it
 
 
 @case("llmpatch verify --html report.html", slow=True)
