@@ -86,6 +86,48 @@ def test_both_orders_are_drawn_per_step_from_the_seed():
     assert draws != [costack_mod.order_for_step(1, s) for s in range(40)]
 
 
+def test_any_draws_alone_and_both_orders_and_alone_is_the_plain_patch(tiny_model_dir, co_patch):
+    """``position = "any"``: a step may run without the co-prefix; that forward is the patch alone."""
+    from peft import PromptTuningConfig, get_peft_model, set_peft_model_state_dict
+
+    from llmpatch import base as base_mod
+    from llmpatch.builder.train import fresh_model
+    from llmpatch.runtime import PatchedModel
+
+    costack = costack_mod.CoStack((co_patch,), ("dir",), "any")
+    assert costack.orders == ("after", "before")  # the stacks evaluated and recorded in the manifest
+    assert costack.trained_orders == ("alone", "after", "before")  # what training draws and selection scores
+    draws = [costack_mod.order_for_step(0, s, costack.trained_orders) for s in range(60)]
+    assert set(draws) == {"alone", "after", "before"}
+    assert [costack_mod.order_for_step(0, s) for s in range(40)] == \
+        [costack_mod.order_for_step(0, s, ("after", "before")) for s in range(40)]  # "both" draws as before
+    new = torch.randn(4, 64, generator=torch.Generator().manual_seed(1)) * 0.5
+    assert torch.equal(costack.arrange(new, "alone"), new)
+    model = get_peft_model(fresh_model(str(tiny_model_dir)), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    set_peft_model_state_dict(model, {"prompt_embeddings": new})
+    hook = costack_mod.CoPrefixHook(costack.prefix(), 4, "alone").attach(model)
+    loaded = base_mod.load(str(tiny_model_dir))
+    tok = loaded.tokenizer
+    tok.padding_side = "right"
+    texts = ["hello world this is a tiny", "the nurse said"]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        alone = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits[:, 4:]
+        hook.order = "after"
+        stacked = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits[:, 4:]
+    want, _ = PatchedModel(loaded, prefix=new).logits(texts, cached=False)
+    for i, n in enumerate(enc.attention_mask.sum(1).tolist()):
+        assert torch.allclose(alone[i, :n], want[i, -n:], atol=1e-5)
+    assert not torch.allclose(stacked[0], alone[0], atol=1e-3)
+    assert hook.counts == {"alone": 1, "after": 1}
+    hook.remove()
+
+
+def test_recipe_accepts_position_any(tiny_model_dir, co_patch):
+    recipe = compose_recipe(tiny_model_dir, [str(co_patch.path)], position="any")
+    assert recipe.compose.position == "any" and recipe.compose.orders == ("after", "before")
+
+
 # -- a real composition-aware build ---------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Composition-aware builds: the co-patches a new patch is trained and evaluated with.
 
 A recipe's ``[compose]`` names the patches the new one will be stacked with (``with``, in stack
-order) and where the new one goes (``position``: ``after`` them, ``before`` them, or ``both``).
+order) and where the new one goes (``position``: ``after`` them, ``before`` them, ``both``, or
+``any``: alone or in either order).
 Then, exactly as ``llmpatch`` composes a stack at run time (``compose.PatchStack.prefix``: the
 patches' prefixes concatenated in order, positions counting from the first virtual token):
 
@@ -14,7 +15,10 @@ patches' prefixes concatenated in order, positions counting from the first virtu
   front of or behind the trainable prefix (:class:`CoPrefixHook`). The DPO reference goes through
   the same forward, so it sees the same stack with the frozen SFT prefix (``dpo.reference = "sft"``)
   or the co-patches alone (``"base"``). With ``position = "both"`` each optimizer step draws the
-  order from the train seed and the step number, so a resumed build draws the same orders.
+  order from the train seed and the step number, so a resumed build draws the same orders. With
+  ``position = "any"`` a step may also draw ``alone`` (no co-prefix in that step's forward passes):
+  the patch is trained for a customer who installs it without the co-patches, too. M stays the
+  co-stacked model for every step (its answers are the targets and rejected samples of all three).
 * **Selection and evaluation**: checkpoints are scored in every order trained for; the written
   patch is evaluated alone (its ``evals``) and in each trained order, and each stack's evidence
   (names, versions, payload sha256, order and the whole stack's evals) goes into the manifest's
@@ -60,8 +64,13 @@ class CoStack:
 
     @property
     def orders(self) -> tuple[str, ...]:
-        """The orders trained for and evaluated: ``after`` (co-patches first), ``before``, or both."""
-        return ("after", "before") if self.position == "both" else (self.position,)
+        """The stack orders evaluated (manifest ``stacks``): ``after`` (co-patches first), ``before``, or both."""
+        return ("after", "before") if self.position in ("both", "any") else (self.position,)
+
+    @property
+    def trained_orders(self) -> tuple[str, ...]:
+        """The orders trained for and scored in selection: :attr:`orders`, plus ``alone`` for ``any``."""
+        return ("alone", *self.orders) if self.position == "any" else self.orders
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -76,7 +85,9 @@ class CoStack:
         return PatchStack(self.patches, base)
 
     def arrange(self, new: torch.Tensor, order: str) -> torch.Tensor:
-        """The whole stack's prefix with ``new`` in ``order`` (``after``: co-patches first)."""
+        """The whole stack's prefix with ``new`` in ``order`` (``after``: co-patches first; ``alone``: ``new``)."""
+        if order == "alone":
+            return new
         co = self.prefix().to(new.device, new.dtype)
         return torch.cat([co, new] if order == "after" else [new, co], dim=0)
 
@@ -212,13 +223,15 @@ def resolve(recipe: Recipe, base: BaseRef) -> CoStack | None:
 # -- training: the frozen co-prefix inside every forward pass -----------------------------------
 
 
-def order_for_step(seed: int, step: int) -> str:
-    """The stack order of one optimizer step under ``position = "both"``: seeded, resumable.
+def order_for_step(seed: int, step: int, choices: Sequence[str] = ("after", "before")) -> str:
+    """The stack order of one optimizer step under ``position = "both"`` or ``"any"``: seeded, resumable.
 
     >>> [order_for_step(0, s) for s in range(6)] == [order_for_step(0, s) for s in range(6)]
     True
+    >>> sorted({order_for_step(0, s, ("alone", "after", "before")) for s in range(30)})
+    ['after', 'alone', 'before']
     """
-    return "after" if hashlib.sha256(f"llmpatch-compose:{seed}:{step}".encode()).digest()[0] % 2 == 0 else "before"
+    return choices[hashlib.sha256(f"llmpatch-compose:{seed}:{step}".encode()).digest()[0] % len(choices)]
 
 
 @dataclass
@@ -232,7 +245,8 @@ class CoPrefixHook:
     and shifts explicit positions, so every token sees what it sees at run time. A forward hook
     takes the co-prefix positions out of the hidden states again: the language-model head, the
     losses and trl's slicing see the shapes they expect. The co-prefix is a plain tensor, not a
-    parameter: no optimizer, weight decay or checkpoint ever touches it.
+    parameter: no optimizer, weight decay or checkpoint ever touches it. With ``order = "alone"``
+    the hook leaves the forward pass as it is (the patch trained without its co-patches).
     """
 
     co: torch.Tensor
@@ -261,6 +275,10 @@ class CoPrefixHook:
             kwargs = {"input_ids": args[0], **kwargs}
             args = ()
         past = kwargs.get("past_key_values", kwargs.get("cache"))
+        if self.order == "alone":
+            self.counts["alone"] = self.counts.get("alone", 0) + 1
+            self._pending.append(None)
+            return args, kwargs
         if past is not None and getattr(past, "get_seq_length", lambda: 0)() > 0:
             self._pending.append(None)  # a decoding step: the prefix is in the cache already
             return args, kwargs
@@ -310,13 +328,13 @@ class CoPrefixHook:
         return output
 
 
-def order_callback(hook: CoPrefixHook, seed: int) -> Any:
-    """A trainer callback that draws each optimizer step's stack order (``position = "both"``)."""
+def order_callback(hook: CoPrefixHook, seed: int, choices: Sequence[str] = ("after", "before")) -> Any:
+    """A trainer callback that draws each optimizer step's stack order (``position = "both"``/``"any"``)."""
     from transformers import TrainerCallback
 
     class _Order(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: D401
-            hook.order = order_for_step(seed, state.global_step)
+            hook.order = order_for_step(seed, state.global_step, choices)
 
     return _Order()
 
@@ -324,8 +342,8 @@ def order_callback(hook: CoPrefixHook, seed: int) -> Any:
 def attach(trainer: Any, costack: CoStack, recipe: Recipe) -> CoPrefixHook:
     """Put the co-prefix into ``trainer``'s model (and its DPO reference, which shares the forward)."""
     hook = CoPrefixHook(costack.prefix(), recipe.prefix.num_virtual_tokens, costack.orders[0]).attach(trainer.model)
-    if costack.position == "both":
-        trainer.add_callback(order_callback(hook, recipe.seeds.train))
+    if costack.position in ("both", "any"):
+        trainer.add_callback(order_callback(hook, recipe.seeds.train, costack.trained_orders))
     return hook
 
 

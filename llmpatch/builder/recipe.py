@@ -348,7 +348,7 @@ class EvalSection(Section):
 
 
 #: Where the new patch goes in a composition-aware build's stack, relative to ``compose.with``.
-Position = Literal["before", "after", "both"]
+Position = Literal["before", "after", "both", "any"]
 
 
 @dataclass(frozen=True)
@@ -357,7 +357,9 @@ class ComposeSection(Section):
 
     ``with_`` (the file's ``with``) names the co-patches in stack order: ``NAME@RANGE`` resolved
     from ``registry``, or patch directories. ``position`` puts the new patch ``after`` them (the
-    default), ``before`` them, or ``both`` (an order drawn per training batch, seeded).
+    default), ``before`` them, ``both`` (an order drawn per training batch, seeded), or ``any``:
+    per batch alone, after or before them, for a patch that must work whether or not the
+    co-patches are installed.
 
     >>> ComposeSection.from_dict({"with": ["tox-fix@^1.1"]}).to_dict()
     {'with': ['tox-fix@^1.1'], 'position': 'after'}
@@ -382,8 +384,8 @@ class ComposeSection(Section):
 
     @property
     def orders(self) -> tuple[str, ...]:
-        """The stack orders the build trains for and evaluates: ``("after",)``, ``("before",)`` or both."""
-        return ("after", "before") if self.position == "both" else (self.position,)
+        """The stack orders the build evaluates: ``("after",)``, ``("before",)`` or both (``both``, ``any``)."""
+        return ("after", "before") if self.position in ("both", "any") else (self.position,)
 
 
 #: Recipe table name -> its section type, in file order.

@@ -177,7 +177,7 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                 for kind, rows in sets}
 
     n_prompts = sum(len(v) for _, v in sets)
-    orders = costack.orders if costack is not None else (None,)
+    orders = costack.trained_orders if costack is not None else (None,)
     total = (len(cands) * len(orders) + (1 if utility else 0)) * n_prompts
 
     def candidate_models(emb: torch.Tensor) -> list[Any]:
@@ -272,7 +272,7 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
                       f"{recipe.utility.max_degenerate_increase} or whose similarity is below "
                       f"{recipe.utility.min_similarity} are rejected")
     if costack is not None:
-        objective += (f"; every candidate answers in the stack order(s) {', '.join(costack.orders)} with "
+        objective += (f"; every candidate answers in the stack order(s) {', '.join(costack.trained_orders)} with "
                       f"{', '.join(p.name + ' ' + p.version for p in costack.patches)} (scores averaged), and "
                       "'unpatched' is the base with those co-patches")
     record = {

@@ -318,7 +318,7 @@ def _run_stage(trainer: Any, stage: str, given: int, title: str, steps: int, out
         from llmpatch.builder import costack as costack_mod
 
         hook = costack_mod.attach(trainer, costack, recipe)
-        title += f" in the stack ({'/'.join(costack.orders)} {', '.join(p.name for p in costack.patches)})"
+        title += f" in the stack ({'/'.join(costack.trained_orders)} {', '.join(p.name for p in costack.patches)})"
     t0 = time.monotonic()
     try:
         with progress(title, steps) as advance:

@@ -68,7 +68,7 @@ def register(cli: click.Group) -> None:
                 if costack is not None:
                     ui.out(f"co-patches verified for base {costack.patches[0].manifest.base.describe()}: "
                            + ", ".join(f"{p.name} {p.version} ({p.path})" for p in costack.patches)
-                           + f"; the new patch goes {' and '.join(costack.orders)} them", markup=False)
+                           + f"; the new patch goes {' and '.join(costack.trained_orders)} them", markup=False)
             return
         if out_dir is None and not data_only:
             raise RecipeError("no output directory given", hint="pass -o DIR (the patch directory to write)")
