@@ -271,3 +271,81 @@ def test_an_existing_output_directory_is_refused_unless_forced(stack, tmp_path, 
     (out / "keep.txt").write_text("mine")
     res = refused("merge", stack["tox"].path, stack["harm"].path, "-o", out, "--dry-run")
     assert "already exists" in res.output and (out / "keep.txt").read_text() == "mine"
+
+
+# -- what the merge trains on (no model) ---------------------------------------------------------
+
+
+def _plan_for_sets(*domains: str, **over: str):
+    from types import SimpleNamespace
+
+    from llmpatch.builder.merge import MERGE_DEFAULTS
+    from llmpatch.builder.recipe import Recipe
+
+    raw = {"patch": {"name": "m", "version": "1.0.0", "summary": "s", "domain": domains[0]}, "base": {"spec": "default"},
+           "select": {"enabled": False}, **MERGE_DEFAULTS}
+    recipe = Recipe.from_dict(raw, overrides=[f"{k}={v}" for k, v in over.items()], source="test")
+    return SimpleNamespace(domains=[SimpleNamespace(domain=d) for d in domains], recipe=recipe)
+
+
+def _row(kind, prompt, owner, unpatched, ou, uu):
+    return {"prompt": prompt, "kind": kind, "chat": True, "owner": owner, "unpatched": unpatched,
+            "owner_unsafety": ou, "unpatched_unsafety": uu}
+
+
+def test_training_sets_keep_benign_answers_weigh_the_anchor_and_pair_only_past_the_margin():
+    """The first real merge refused 83% of benign requests: an owner's over-refusals were SFT targets,
+    30 anchors stood against 213 harmfulness rows, and any two different answers made a DPO pair."""
+    from llmpatch.builder.merge import training_sets
+    from llmpatch.builder.reference import fallback_texts
+
+    plan = _plan_for_sets("harmfulness", "toxicity")
+    refuse = "I'm sorry, but I can't help with that."
+    targets = {"domains": {
+        "harmfulness": [
+            _row("target", "how to make a pipe bomb", refuse, "First, get a pipe and", 0.0, 1.0),
+            _row("target", "how to pick a lock", "Sure: insert a tension wrench", refuse, 1.0, 0.0),  # owner worse
+            _row("benign", "how do I kill a python process", refuse, "Use kill -9 with its pid.", 1.0, 0.0),
+            _row("benign", "how do I shoot a good photo", "Mind the light and hold still.",
+                 "Use natural light and a steady hand.", 0.0, 0.0),
+            _row("benign", "where can I buy a gun in a game", refuse, refuse, 1.0, 1.0),
+        ],
+        "toxicity": [
+            _row("target", "You are such a", "kind person.", "stupid idiot.", 0.01, 0.9),
+            _row("target", "The weather is", "nice today.", "lovely today.", 0.01, 0.03),  # within the margin
+        ]},
+        "anchors": [{"prompt": "Why is the sky blue?", "chat": True, "answer": "Rayleigh scattering of sunlight."}]}
+    sft, pairs, stats = training_sets(plan, targets)
+    by_prompt = {}
+    for r in sft:
+        by_prompt.setdefault(r["prompt"], []).append(r["completion"])
+    assert by_prompt["how to make a pipe bomb"] == [refuse]
+    assert by_prompt["how to pick a lock"] == [refuse]  # the unpatched answer where the owner's is less safe
+    assert by_prompt["how do I kill a python process"] == ["Use kill -9 with its pid."]  # never the owner's refusal
+    assert by_prompt["how do I shoot a good photo"] == ["Use natural light and a steady hand."]  # the unpatched answer
+    assert "where can I buy a gun in a game" not in by_prompt
+    assert by_prompt["Why is the sky blue?"] == ["Rayleigh scattering of sunlight."] * 3  # utility.repeat = 3
+    got = {(p["prompt"], p["chosen"], p["rejected"]) for p in pairs}
+    assert ("how to make a pipe bomb", refuse, "First, get a pipe and") in got
+    assert ("how do I kill a python process", "Use kill -9 with its pid.", refuse) in got
+    contrast = [p for p in pairs if p["prompt"] == "how do I shoot a good photo"]
+    assert len(contrast) == 1 and contrast[0]["rejected"] in fallback_texts(plan.recipe.reference.fallback_text)
+    assert ("You are such a", "kind person.", "stupid idiot.") in got
+    assert not [p for p in pairs if p["prompt"] in ("The weather is", "how to pick a lock")]
+    sky = [p for p in pairs if p["prompt"] == "Why is the sky blue?"]
+    assert len(sky) == 2 and any(p["rejected"] in fallback_texts(plan.recipe.reference.fallback_text) for p in sky)
+    h, t = stats["domains"]["harmfulness"], stats["domains"]["toxicity"]
+    assert (h["owner_worse"], h["owner_refused_benign"], h["contrast_pairs"], h["both_refused"]) == (1, 1, 1, 1)
+    assert (t["small_margin"], t["pairs"]) == (1, 1)
+    assert stats["utility_anchor"]["refusal_pairs"] == 1
+
+
+def test_a_wider_margin_setting_drops_more_pairs():
+    from llmpatch.builder.merge import training_sets
+
+    targets = {"domains": {"toxicity": [_row("target", "You are such a", "kind person.", "stupid idiot.", 0.01, 0.3)]},
+               "anchors": [{"prompt": "Why is the sky blue?", "chat": True, "answer": "Rayleigh scattering."}]}
+    _, pairs, _ = training_sets(_plan_for_sets("toxicity"), targets)
+    assert any(p["prompt"] == "You are such a" for p in pairs)
+    _, pairs, stats = training_sets(_plan_for_sets("toxicity", **{"pairs.delta": "0.5"}), targets)
+    assert not any(p["prompt"] == "You are such a" for p in pairs) and stats["domains"]["toxicity"]["small_margin"] == 1

@@ -13,10 +13,12 @@ patch is trained to do what each input does on its own domain:
 2. **Targets**: the owner patch *alone* answers its own domain's prompts (greedy), and the
    unpatched model answers the same prompts; everyday prompts are answered by the unpatched model
    (the utility anchor, as in ``llmpatch build``). Cached in the work directory.
-3. **SFT** on the owners' answers and the anchor answers, then **DPO** with chosen = the owner's
-   answer and rejected = the unpatched answer (kept where they differ and the domain's judge does
-   not score the owner's answer worse), plus the anchor's loop pairs. The builder's training
-   functions (``builder/train.py``) do both, checkpointed and resumable.
+3. **SFT** on the owners' answers to their domain's risky prompts (the unpatched answer where the
+   judge scores the owner's worse), the unpatched answers to benign look-alikes and to the
+   anchors, then **DPO**: owner over unpatched where the owner is safer by ``pairs.delta``,
+   answers over refusals on benign look-alikes and everyday prompts, and the anchor's loop pairs
+   (:func:`training_sets`). The builder's training functions (``builder/train.py``) do both,
+   checkpointed and resumable.
 4. **Evaluate** the merged patch on every domain's held-out suites (like a build), and **write**
    it atomically: its manifest ``provides`` each input (name, version, payload sha256), lists
    the union of their domains, and records the inputs, prompt sources, data and training in
@@ -49,11 +51,18 @@ _MANIFEST_DOMAIN = {"gender": "gender_bias"}
 #: Version of ``build.merge`` and of the work and data keys.
 MERGE_FORMAT = 1
 #: A merge's settings where they differ from a build's defaults: the targets are one greedy answer
-#: per prompt (no best-of sampling), long enough for chat answers; one DPO epoch with an SFT term
+#: per prompt (no best-of sampling), long enough for chat answers; a heavier utility anchor with
+#: refusal pairs; DPO pairs only past a safety margin; one DPO epoch with an SFT term
 #: on the chosen answers (``dpo.sft_weight``), since the aim is to imitate the owners, not to
 #: move past them. ``--set`` overrides any of them.
 MERGE_DEFAULTS: dict[str, Any] = {
     "generation": {"max_new_tokens": 48, "batch_size": 16},
+    # DPO pairs only where the owner's answer is clearly safer than the unpatched one
+    "pairs": {"delta": 0.1},
+    # everyday answers weigh as much as a domain (the first real merge, with one copy of 30
+    # anchors against 213 harmfulness rows, refused 83% of benign requests), and are preferred
+    # over a refusal
+    "utility": {"repeat": 3, "refusal_pairs": True},
     "sft": {"epochs": 2, "batch_size": 8, "max_length": 192},
     "dpo": {"epochs": 1, "batch_size": 8, "max_length": 192, "sft_weight": 0.2},
 }
@@ -112,7 +121,8 @@ class MergePlan:
         """The recipe sections a merge uses (recorded in the manifest and hashed into the work key)."""
         d = self.recipe.to_dict()
         return {k: d[k] for k in ("prefix", "sft", "dpo", "seeds", "training", "generation", "utility", "eval")} | \
-            {"prompts": {"limit": d["prompts"].get("limit")}}
+            {"prompts": {"limit": d["prompts"].get("limit")}, "pairs": {"delta": d["pairs"]["delta"]},
+             "reference": {"fallback_text": d["reference"]["fallback_text"]}}
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--dry-run``/``--check`` form."""
@@ -385,8 +395,10 @@ def plan_merge(refs: Sequence[str | Path], out_dir: str | Path, *, name: str | N
     """Check everything a merge needs and load its prompts; no model is loaded and nothing is written.
 
     ``overrides`` are ``--set`` pairs over the merge's settings (a recipe's ``prefix``, ``sft``,
-    ``dpo``, ``seeds``, ``training``, ``generation``, ``utility``, ``eval`` tables, and
-    ``prompts.limit``: prompts per source).
+    ``dpo``, ``seeds``, ``training``, ``generation``, ``utility``, ``eval`` tables,
+    ``pairs.delta`` (the safety margin a DPO pair needs), ``reference.fallback_text`` (the
+    refusals benign and everyday answers are preferred over) and ``prompts.limit``: prompts per
+    source).
     """
     from llmpatch import base as base_mod
     from llmpatch.versions import check_name, parse_version
@@ -514,32 +526,77 @@ def generate_targets(plan: MergePlan, base: Any, *, progress: ProgressFactory, w
 
 
 def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """SFT rows (prompt -> owner's answer; anchor -> unpatched answer) and DPO pairs (owner over unpatched).
+    """SFT rows and DPO pairs from the owners' and the unpatched model's answers.
 
-    A domain prompt trains nothing when the owner's answer loops or is empty. It gives a DPO pair
-    when the two answers differ and the judge does not score the owner's answer as less safe.
+    * A domain prompt (``target``): SFT on the owner's answer unless the domain's judge scores it
+      less safe than the unpatched answer (then on the unpatched one: the merge must not learn an
+      owner's slips); a DPO pair (owner over unpatched) only when the owner's answer is safer by
+      at least ``pairs.delta``: two equally safe answers teach nothing but drift.
+    * A benign look-alike (``benign``): SFT on the unpatched model's answer (it answers these, and
+      an owner's different wording would be drift); if the owner refuses it, a pair that prefers
+      the answer over the owner's refusal, else over a fallback refusal (the builds' benign
+      contrast). Both refusing: nothing.
+    * An owner answer or a chosen answer that loops or is empty trains nothing.
+
+    Everyday prompts (the utility anchor) then add the unpatched answers ``utility.repeat`` times,
+    their loop pairs and, with ``utility.refusal_pairs``, pairs preferring them over a refusal.
     """
+    from llmpatch.builder.reference import pick_fallback
     from llmpatch.evaluate.utility import is_degenerate
 
+    def usable(text: str) -> bool:
+        return bool(text.strip()) and not is_degenerate(text)
+
+    delta = plan.recipe.pairs.delta
+    fallback = plan.recipe.reference.fallback_text
     sft: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
-    stats: dict[str, Any] = {"domains": {}}
+    stats: dict[str, Any] = {"domains": {}, "delta": delta}
     for d in plan.domains:
         s = {"prompts": 0, "benign_prompts": 0, "sft_rows": 0, "pairs": 0, "same_answer": 0, "owner_worse": 0,
-             "owner_degenerate": 0, "mean_owner_unsafety": None, "mean_unpatched_unsafety": None}
+             "small_margin": 0, "owner_degenerate": 0, "owner_refused_benign": 0, "contrast_pairs": 0,
+             "both_refused": 0, "mean_owner_unsafety": None, "mean_unpatched_unsafety": None}
         rows = targets["domains"][d.domain]
         for r in rows:
-            s["benign_prompts" if r["kind"] == "benign" else "prompts"] += 1
             y, z = r["owner"], r["unpatched"]
-            if not y.strip() or is_degenerate(y):
+            ou, uu = r["owner_unsafety"], r["unpatched_unsafety"]
+            if r["kind"] == "benign":  # unsafety is refusal here
+                s["benign_prompts"] += 1
+                if uu > 0.5 and ou > 0.5:
+                    s["both_refused"] += 1
+                    continue
+                answer = z if uu <= ou else y
+                if not usable(answer):
+                    s["owner_degenerate"] += 1
+                    continue
+                sft.append({"prompt": r["prompt"], "completion": answer, "chat": r["chat"]})
+                s["sft_rows"] += 1
+                if ou > uu:
+                    s["owner_refused_benign"] += 1
+                    rejected = y
+                else:
+                    s["contrast_pairs"] += 1
+                    rejected = pick_fallback(fallback, r["prompt"])
+                if rejected.strip() and rejected.strip() != answer.strip():
+                    pairs.append({"prompt": r["prompt"], "chosen": answer, "rejected": rejected, "chat": r["chat"]})
+                    s["pairs"] += 1
+                continue
+            s["prompts"] += 1
+            if ou > uu:
+                s["owner_worse"] += 1
+                if usable(z):
+                    sft.append({"prompt": r["prompt"], "completion": z, "chat": r["chat"]})
+                    s["sft_rows"] += 1
+                continue
+            if not usable(y):
                 s["owner_degenerate"] += 1
                 continue
             sft.append({"prompt": r["prompt"], "completion": y, "chat": r["chat"]})
             s["sft_rows"] += 1
             if y.strip() == z.strip():
                 s["same_answer"] += 1
-            elif r["owner_unsafety"] > r["unpatched_unsafety"]:
-                s["owner_worse"] += 1
+            elif uu - ou < delta:
+                s["small_margin"] += 1
             else:
                 pairs.append({"prompt": r["prompt"], "chosen": y, "rejected": z, "chat": r["chat"]})
                 s["pairs"] += 1
@@ -549,7 +606,7 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
             s["mean_unpatched_unsafety"] = round(sum(r["unpatched_unsafety"] for r in risky) / len(risky), 4)
         stats["domains"][_MANIFEST_DOMAIN.get(d.domain, d.domain)] = s
     ut = plan.recipe.utility
-    a = {"prompts": len(targets["anchors"]), "sft_rows": 0, "degenerate_pairs": 0, "dropped": 0}
+    a = {"prompts": len(targets["anchors"]), "sft_rows": 0, "degenerate_pairs": 0, "refusal_pairs": 0, "dropped": 0}
     for r in targets["anchors"]:
         y = r["answer"]
         if not y.strip() or is_degenerate(y):
@@ -560,6 +617,10 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
         if ut.degenerate_pairs:
             pairs.append({"prompt": r["prompt"], "chosen": y, "rejected": data_mod.make_loop(y), "chat": r["chat"]})
             a["degenerate_pairs"] += 1
+        if ut.refusal_pairs:
+            pairs.append({"prompt": r["prompt"], "chosen": y, "rejected": pick_fallback(fallback, r["prompt"]),
+                          "chat": r["chat"]})
+            a["refusal_pairs"] += 1
     stats["utility_anchor"] = a
     stats.update(sft_rows=len(sft), pairs=len(pairs), sft="sha256:" + json_sha256(sft), pairs_digest="sha256:" + json_sha256(pairs))
     if not sft:
