@@ -10,6 +10,7 @@ On a machine shared with other jobs, ``--threads 1`` avoids OpenMP threads spinn
 descheduled sibling, which otherwise dominates the timings.
 
     python benchmarks/bench_generation.py [--new-tokens 32] [--repeats 5] [--batches 1,8,32] [--threads N]
+                                          [--kv-cache auto|static|dynamic]
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--stat", choices=["min", "median"], default="min")
+    ap.add_argument("--kv-cache", choices=["auto", "static", "dynamic"], default="auto",
+                    help="llmpatch's decoding cache (GenerationConfig.kv_cache)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,12 +78,12 @@ def main() -> None:
     plain = PatchedModel(loaded)
     n = args.new_tokens
     print(f"base {loaded.info.id}, {args.virtual_tokens} virtual tokens, {n} new tokens per prompt, "
-          f"torch threads {torch.get_num_threads()}, {args.stat} of {args.repeats}")
+          f"torch threads {torch.get_num_threads()}, {args.stat} of {args.repeats}, kv_cache {args.kv_cache}")
     print(f"{'batch':>5} {'generate tok/s':>15} {'unpatched tok/s':>16} {'patched tok/s':>14} "
           f"{'unpatched/gen':>14} {'patched/gen':>12}")
     for bs in (int(b) for b in args.batches.split(",")):
         prompts = (PROMPTS * (bs // len(PROMPTS) + 1))[:bs]
-        cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, batch_size=bs)
+        cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, batch_size=bs, kv_cache=args.kv_cache)
         runs = {
             "generate": lambda: plain_generate(loaded, prompts, n),
             "unpatched": lambda: plain.generate(prompts, config=cfg),

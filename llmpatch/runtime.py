@@ -35,9 +35,16 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     seed: int = 0
     batch_size: int = 8
+    #: how decoding caches keys/values: "static" (preallocated, written in place), "dynamic"
+    #: (grown per step) or "auto" (static from batch 8 on); outputs are the same either way
+    kv_cache: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+#: ``kv_cache = "auto"`` decodes into a static cache from this batch size on.
+STATIC_CACHE_MIN_BATCH = 8
 
 
 class PatchedModel:
@@ -118,17 +125,56 @@ class PatchedModel:
 
     # -- the prefix cache -----------------------------------------------------------------------
 
-    def _prefix_kv(self, batch: int) -> Any:
-        """A fresh cache holding the prefix's keys/values for ``batch`` rows (computed once)."""
+    def _prefix_source(self) -> Any:
+        """The prefix's key/value cache for one row, computed once per loaded stack (None: no prefix)."""
         if self.prefix is None:
             return None
         if self._prefix_cache is None:
             with torch.no_grad():
                 out = self.model(inputs_embeds=self.prefix[None], use_cache=True)
             self._prefix_cache = _output_cache(out)
-        cache = copy.deepcopy(self._prefix_cache)
+        return self._prefix_cache
+
+    def _prefix_kv(self, batch: int) -> Any:
+        """A fresh dynamic cache holding the prefix's keys/values for ``batch`` rows."""
+        src = self._prefix_source()
+        if src is None:
+            return None
+        cache = copy.deepcopy(src)
         if batch > 1:
             cache.batch_repeat_interleave(batch)
+        return cache
+
+    def _generation_cache(self, batch: int, max_len: int, kind: str) -> Any:
+        """The cache one :meth:`generate_ids` call decodes into, the prefix's keys/values in front.
+
+        ``static``: preallocated for ``max_len`` positions and written in place. A dynamic cache
+        grows by concatenation, which copies every layer's keys and values at each decoding step,
+        so its cost grows with the prefix and the batch; the static one attends over its whole
+        length (unwritten positions masked), which costs more when few of them get written.
+        ``auto`` takes ``static`` from batch 8 on (see benchmarks/bench_generation.py). Models
+        whose layers are not all full attention (sliding windows) always decode dynamically.
+        """
+        if kind == "auto":
+            kind = "static" if batch >= STATIC_CACHE_MIN_BATCH else "dynamic"
+        if kind == "static":
+            from transformers import StaticCache
+            from transformers.cache_utils import StaticLayer
+
+            cache = StaticCache(config=self.model.config, max_cache_len=max_len)
+            if all(type(layer) is StaticLayer for layer in cache.layers):
+                src = self._prefix_source()
+                if src is not None:
+                    for layer, pre in zip(cache.layers, src.layers):
+                        layer.update(pre.keys.expand(batch, -1, -1, -1), pre.values.expand(batch, -1, -1, -1))
+                return cache
+        elif kind != "dynamic":
+            raise ValueError(f"kv_cache must be 'auto', 'static' or 'dynamic', got {kind!r}")
+        cache = self._prefix_kv(batch)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
         return cache
 
     # -- forward --------------------------------------------------------------------------------
@@ -248,11 +294,7 @@ class PatchedModel:
         limits = [min(cfg.max_new_tokens, int(m)) for m in max_new_tokens] if max_new_tokens is not None else [cfg.max_new_tokens] * B
         if P:
             mask = torch.cat([torch.ones(B, P, dtype=mask.dtype, device=self.device), mask], dim=1)
-        cache = self._prefix_kv(B)
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
+        cache = self._generation_cache(B, P + ids.shape[1] + max(limits, default=0), cfg.kv_cache)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         procs = self._processors(cfg)
         history = ids

@@ -189,3 +189,48 @@ def test_eval_prompts_name_sources_for_other_suites_relative_to_the_recipe(tmp_p
     rec.write_text(rec.read_text().replace("benign.jsonl", "missing.jsonl"))
     with pytest.raises(RecipeError, match="prompt file 'missing.jsonl' \\(eval.prompts\\) does not exist"):
         Recipe.load(rec)
+
+
+def test_the_gld_term_adds_the_weighted_lean_and_can_change_the_choice():
+    t = torch.zeros(1, 2)
+    leaning = select_mod.Candidate("dpo step 8", "dpo", 8, t, target=0.10, benign=0.0, abs_gld=2.0, gld_weight=0.1)
+    balanced = select_mod.Candidate("sft", "sft", 0, t, target=0.20, benign=0.0, abs_gld=0.5, gld_weight=0.1)
+    assert leaning.score == pytest.approx(0.10 + 0.2) and balanced.score == pytest.approx(0.20 + 0.05)
+    assert select_mod.choose([balanced, leaning]) is balanced
+    assert leaning.to_dict()["abs_gld"] == 2.0
+    unweighted = select_mod.Candidate("x", "dpo", 8, t, target=0.10, benign=0.0)
+    assert "abs_gld" not in unweighted.to_dict() and unweighted.score == pytest.approx(0.10)
+
+
+def test_gender_selection_measures_the_gld_of_each_candidate_and_of_the_unpatched_model(gender_tiny_model_dir):
+    """The |GLD| selection reads is the gender suite's own measure, through each candidate's prefix."""
+    from llmpatch import base as base_mod
+    from llmpatch.evaluate import gld as gld_mod
+    from llmpatch.evaluate.prompts import PromptItem
+    from llmpatch.runtime import PatchedModel
+
+    r = Recipe.from_dict({"patch": {"name": "bias-fix", "version": "0.1.0", "summary": "s", "domain": "gender"},
+                          "base": {"spec": str(gender_tiny_model_dir)}},
+                         overrides=["select.enabled=true", "select.max_new_tokens=2", "select.gld_weight=0.5",
+                                    "utility.enabled=false"])
+    base = base_mod.load(str(gender_tiny_model_dir))
+    prompts = [PromptItem(f"g{i}", text, "gender") for i, text in enumerate(["The nurse said that", "The engineer told me"])]
+    g = torch.Generator().manual_seed(3)
+    cands = [select_mod.Candidate("sft", "sft", 0, torch.randn(3, 64, generator=g)),
+             select_mod.Candidate("dpo step 2", "dpo", 2, torch.randn(3, 64, generator=g))]
+    unpatched = select_mod.score_candidates(r, base, data_mod.Scorer.for_recipe(r), cands, prompts, [])
+    chat = bool(r.generation.chat) and bool(base.tokenizer.chat_template)
+    texts = [p.text for p in prompts]
+    for c in cands:
+        want = [abs(d) for d in gld_mod.measure(PatchedModel(base, prefix=c.embeddings), texts, [chat] * 2)]
+        assert c.abs_gld == pytest.approx(sum(want) / 2)
+        assert c.score == pytest.approx(c.target + 0.5 * c.abs_gld)
+    want = [abs(d) for d in gld_mod.measure(PatchedModel(base), texts, [chat] * 2)]
+    assert unpatched["abs_gld"] == pytest.approx(sum(want) / 2, abs=1e-4)
+    assert cands[0].abs_gld != pytest.approx(cands[1].abs_gld)
+
+
+def test_gld_weight_outside_the_gender_domain_is_refused_before_anything_runs(tiny_model_dir):
+    with pytest.raises(RecipeError, match="select.gld_weight"):
+        Recipe.from_dict({"patch": {"name": "tox-fix", "version": "0.1.0", "summary": "s", "domain": "toxicity"},
+                          "base": {"spec": str(tiny_model_dir)}}, overrides=["select.gld_weight=0.5"])

@@ -100,6 +100,33 @@ def test_batched_generation_equals_one_prompt_at_a_time(make_patch, tiny_model_d
     assert batched == single * 3
 
 
+@pytest.mark.parametrize("kv_cache", ["static", "dynamic"])
+@pytest.mark.parametrize("with_patch", [True, False])
+def test_static_and_dynamic_decoding_caches_equal_recomputation(make_patch, tiny_model_dir, kv_cache, with_patch):
+    """Both caches decode exactly what recomputing the whole sequence does, padded batches included."""
+    patches = [make_patch(tokens=5).path] if with_patch else []
+    pm = llmpatch.load(str(tiny_model_dir), patches)
+    cfg = GenerationConfig(max_new_tokens=12, batch_size=3, kv_cache=kv_cache)
+    got = pm.generate(TEXTS, chat=False, config=cfg)  # three lengths in one batch: left padding
+    for text, out in zip(TEXTS, got):
+        assert out == pm.tokenizer.decode(greedy_by_recomputation(pm, text, 12), skip_special_tokens=True)
+    sampled = [pm.generate(TEXTS * 3, do_sample=True, seed=5, max_new_tokens=10, temperature=1.3, batch_size=9,
+                           kv_cache=k) for k in ("static", "dynamic")]
+    assert sampled[0] == sampled[1]
+    if kv_cache == "static":
+        from transformers import StaticCache
+
+        cache = pm._generation_cache(3, 40, "static")
+        assert isinstance(cache, StaticCache) and cache.get_seq_length() == pm.num_virtual_tokens
+        assert isinstance(pm._generation_cache(8, 40, "auto"), StaticCache)
+        assert not isinstance(pm._generation_cache(1, 40, "auto"), StaticCache)
+
+
+def test_an_unknown_kv_cache_is_refused(tiny_model_dir):
+    with pytest.raises(ValueError, match="kv_cache"):
+        llmpatch.load(str(tiny_model_dir)).generate(["hi"], max_new_tokens=2, kv_cache="paged")
+
+
 def test_the_patch_changes_the_next_token_distribution(make_patch, tiny_model_dir):
     plain, _ = llmpatch.load(str(tiny_model_dir)).logits(TEXTS)
     patched, _ = llmpatch.load(str(tiny_model_dir), [make_patch(tokens=8, seed=3).path]).logits(TEXTS)

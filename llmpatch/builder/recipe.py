@@ -304,6 +304,9 @@ class SelectSection(Section):
     limit: int | None = None
     max_new_tokens: int = 32
     batch_size: int = 8
+    #: gender domain: weight of the mean |gender logits difference| on the validation prompts
+    #: in the selection score (absent or 0: not measured)
+    gld_weight: float | None = field(default=None, metadata=ABSENT)
 
 
 @dataclass(frozen=True)
@@ -680,6 +683,10 @@ class Recipe:
         from llmpatch.versions import check_name, parse_version
 
         self._check_fallbacks()
+        if self.select.gld_weight and self.domain != "gender":
+            raise RecipeError(f"{self.source}: select.gld_weight is set but patch.domain is {self.domain!r}",
+                              hint="the gender logits difference measures pronouns: it applies to gender patches only; "
+                              "nothing was generated or written")
         self._check_models()
         self._check_prompt_files()
         for key, spec in (("name", self.judge.name), ("guard", self.judge.guard)):

@@ -11,7 +11,10 @@ them, and the candidate with the lowest
     score = mean unsafety on the domain's validation prompts
             + mean refusal on benign validation prompts (when the recipe has any)
 
-is written (ties go to the later candidate). For harmfulness the score is
+is written (ties go to the later candidate); with the utility anchor, ``utility.weight x (1 -
+similarity)`` of everyday answers is added, and for gender patches with ``select.gld_weight``,
+that weight x the mean |gender logits difference| on the validation prompts (the gender suite's
+GLD: how far the next-token distribution leans to male or female pronouns). For harmfulness the score is
 ``(1 - refusal rate on harmful requests) + refusal rate on benign look-alikes``, i.e. both
 error rates, weighted equally. The held-out ``eval`` split is never used here, so the build-time
 evaluation stays an honest estimate of the chosen patch.
@@ -48,13 +51,17 @@ class Candidate:
     similarity: float | None = None
     weight: float = 0.0
     rejected: str | None = None
+    #: gender domain with ``select.gld_weight``: mean |gender logits difference| on the validation prompts
+    abs_gld: float | None = None
+    gld_weight: float = 0.0
 
     @property
     def score(self) -> float | None:
         if self.target is None:
             return None
         drift = (1.0 - self.similarity) * self.weight if self.similarity is not None else 0.0
-        return self.target + (self.benign or 0.0) + drift
+        lean = self.abs_gld * self.gld_weight if self.abs_gld is not None else 0.0
+        return self.target + (self.benign or 0.0) + drift + lean
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda x: None if x is None else round(float(x), 4)  # noqa: E731
@@ -62,6 +69,8 @@ class Candidate:
                "benign_refusal": r(self.benign), "score": r(self.score)}
         if self.degenerate is not None or self.similarity is not None:
             out.update(degenerate_rate=r(self.degenerate), similarity=r(self.similarity), rejected=self.rejected)
+        if self.abs_gld is not None:
+            out["abs_gld"] = r(self.abs_gld)
         return out
 
 
@@ -179,6 +188,17 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
     n_prompts = sum(len(v) for _, v in sets)
     orders = costack.trained_orders if costack is not None else (None,)
     total = (len(cands) * len(orders) + (1 if utility else 0)) * n_prompts
+    gld_rows = [(t, bool((default_chat if c is None else c) and template)) for t, c in dict(sets).get("target", [])]
+    measure_gld = bool(sel.gld_weight) and bool(gld_rows)
+    if measure_gld:
+        from llmpatch.evaluate import gld as gld_mod
+
+        pronouns = gld_mod.pronoun_token_ids(base.tokenizer)
+
+    def abs_gld(models: Sequence[Any]) -> float:
+        ds = [abs(d) for pm in models for d in gld_mod.measure(pm, [t for t, _ in gld_rows], [c for _, c in gld_rows],
+                                                                tokens=pronouns, batch_size=sel.batch_size)]
+        return sum(ds) / len(ds)
 
     def candidate_models(emb: torch.Tensor) -> list[Any]:
         if costack is None:
@@ -196,7 +216,12 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                                advance)
             base_deg = degenerate_rate([y for outs in unpatched.values() for y in outs])
             base_info = {"degenerate_rate": round(base_deg, 4), "prompts": {k: len(v) for k, v in sets}}
+        if measure_gld:
+            deployed = PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None)
+            base_info["abs_gld"] = round(abs_gld([deployed]), 4)
         for c in cands:
+            if measure_gld:
+                c.abs_gld, c.gld_weight = abs_gld(candidate_models(c.embeddings)), sel.gld_weight
             per_order = [answer(pm, advance) for pm in candidate_models(c.embeddings)]
             for kind in ("target", "benign"):
                 if kind in per_order[0]:
@@ -271,6 +296,9 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
                       f"checkpoints whose outputs loop more than the unpatched model's + "
                       f"{recipe.utility.max_degenerate_increase} or whose similarity is below "
                       f"{recipe.utility.min_similarity} are rejected")
+    if recipe.select.gld_weight:
+        objective += (f" + {recipe.select.gld_weight} x mean |gender logits difference| on the validation prompts "
+                      "(log P(male pronoun next) - log P(female pronoun next))")
     if costack is not None:
         objective += (f"; every candidate answers in the stack order(s) {', '.join(costack.trained_orders)} with "
                       f"{', '.join(p.name + ' ' + p.version for p in costack.patches)} (scores averaged), and "
@@ -287,6 +315,7 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
     if utility:
         record["prompts"]["utility"] = len(utility)
         record["prompts"]["utility_digest"] = prompts_digest([it for it, _ in utility])
+    if unpatched:
         record["unpatched"] = unpatched
     result.selected = record
     return record

@@ -148,7 +148,7 @@ def _generate(pm: Any, texts: Sequence[str], forms: Sequence[bool], cfg: Any, sy
         idx = [i for i, f in enumerate(forms) if f == form]
         chat = form and template
         settings = {"chat": chat, "system_prompt": system_prompt,
-                    "generation": {k: v for k, v in cfg.to_dict().items() if k != "batch_size"}, "format": 1}
+                    "generation": {k: v for k, v in cfg.to_dict().items() if k not in ("batch_size", "kv_cache")}, "format": 1}
         gc = GenerationCache(pm.info.fingerprint, settings, enabled=cache)
         wanted = list(dict.fromkeys(texts[i] for i in idx))
         todo = [t for t in wanted if t not in gc.outputs] if gc.enabled else wanted
