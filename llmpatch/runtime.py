@@ -299,8 +299,9 @@ class PatchedModel:
         procs = self._processors(cfg)
         history = ids
         # No padding in the batch: no mask at all, so attention takes its plain causal path (what
-        # transformers' generate does); positions are then simply past + i.
-        padded = not bool(mask.all())
+        # transformers' generate does); positions are then simply past + i. A static cache always
+        # needs the mask: it hides the positions not written yet (else SDPA attends to them).
+        padded = not bool(mask.all()) or _is_static(cache)
         out = self._forward(ids, mask, cache, P, padded=padded, last_only=True)
         done = [limit <= 0 for limit in limits]
         result: list[list[int]] = [[] for _ in range(B)]
@@ -391,6 +392,12 @@ class PatchedModel:
             if progress and len(idx) > len(ended):
                 progress(len(idx) - len(ended))  # rows that ran to max_new_tokens on the last step
         return outputs
+
+
+def _is_static(cache: Any) -> bool:
+    from transformers import StaticCache
+
+    return isinstance(cache, StaticCache)
 
 
 def _output_cache(out: Any) -> Any:
