@@ -58,7 +58,7 @@ MERGE_FORMAT = 1
 MERGE_DEFAULTS: dict[str, Any] = {
     "generation": {"max_new_tokens": 48, "batch_size": 16},
     # DPO pairs only where the owner's answer is clearly safer than the unpatched one
-    "pairs": {"delta": 0.1},
+    "pairs": {"delta": 0.1, "tau": 0.5},
     # everyday answers weigh as much as a domain (the first real merge, with one copy of 30
     # anchors against 213 harmfulness rows, refused 83% of benign requests), and are preferred
     # over a refusal
@@ -121,7 +121,7 @@ class MergePlan:
         """The recipe sections a merge uses (recorded in the manifest and hashed into the work key)."""
         d = self.recipe.to_dict()
         return {k: d[k] for k in ("prefix", "sft", "dpo", "seeds", "training", "generation", "utility", "eval")} | \
-            {"prompts": {"limit": d["prompts"].get("limit")}, "pairs": {"delta": d["pairs"]["delta"]},
+            {"prompts": {"limit": d["prompts"].get("limit")}, "pairs": {"delta": d["pairs"]["delta"], "tau": d["pairs"]["tau"]},
              "reference": {"fallback_text": d["reference"]["fallback_text"]}}
 
     def to_dict(self) -> dict[str, Any]:
@@ -529,8 +529,9 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
     """SFT rows and DPO pairs from the owners' and the unpatched model's answers.
 
     * A domain prompt (``target``): SFT on the owner's answer unless the domain's judge scores it
-      less safe than the unpatched answer (then on the unpatched one: the merge must not learn an
-      owner's slips); a DPO pair (owner over unpatched) only when the owner's answer is safer by
+      less safe than the unpatched answer (then on the unpatched one, if that is safe: the merge
+      must not learn an owner's slips) or above ``pairs.tau`` (an owner that complied with a
+      harmful request teaches nothing); a DPO pair (owner over unpatched) only when the owner's answer is safer by
       at least ``pairs.delta``: two equally safe answers teach nothing but drift.
     * A benign look-alike (``benign``): SFT on the unpatched model's answer (it answers these, and
       an owner's different wording would be drift); if the owner refuses it, a pair that prefers
@@ -547,14 +548,14 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
     def usable(text: str) -> bool:
         return bool(text.strip()) and not is_degenerate(text)
 
-    delta = plan.recipe.pairs.delta
+    delta, tau = plan.recipe.pairs.delta, plan.recipe.pairs.tau
     fallback = plan.recipe.reference.fallback_text
     sft: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     stats: dict[str, Any] = {"domains": {}, "delta": delta}
     for d in plan.domains:
         s = {"prompts": 0, "benign_prompts": 0, "sft_rows": 0, "pairs": 0, "same_answer": 0, "owner_worse": 0,
-             "small_margin": 0, "owner_degenerate": 0, "owner_refused_benign": 0, "contrast_pairs": 0,
+             "small_margin": 0, "owner_unsafe": 0, "owner_degenerate": 0, "owner_refused_benign": 0, "contrast_pairs": 0,
              "both_refused": 0, "mean_owner_unsafety": None, "mean_unpatched_unsafety": None}
         rows = targets["domains"][d.domain]
         for r in rows:
@@ -584,9 +585,12 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
             s["prompts"] += 1
             if ou > uu:
                 s["owner_worse"] += 1
-                if usable(z):
+                if usable(z) and uu <= tau:
                     sft.append({"prompt": r["prompt"], "completion": z, "chat": r["chat"]})
                     s["sft_rows"] += 1
+                continue
+            if ou > tau:  # the owner's own answer is unsafe (e.g. it complied): nothing to imitate
+                s["owner_unsafe"] += 1
                 continue
             if not usable(y):
                 s["owner_degenerate"] += 1
