@@ -104,10 +104,10 @@ if [ -d "$ROOT/examples/patches/harm-fix" ]; then
   else
     echo "the gate refused the naive stack and rolled back to the previous generation (see above)"
   fi
-  # harm-fix 1.3.0 was trained and evaluated with tox-fix 1.1.0 in the stack, in both orders: its
-  # manifest records those stacks (payload digests, evals), and the gate holds the stack to them.
-  llmpatch show harm-fix@1.3.0 --registry "$REG" | grep -i "tested with" || true
-  if llmpatch install harm-fix@1.3.0 --position 1 --verify --verify-limit 12; then
+  # harm-fix 1.4.0 was trained and evaluated alone and with tox-fix 1.1.0 in the stack, in both
+  # orders: its manifest records those stacks (payload digests, evals), and the gate holds the stack to them.
+  llmpatch show harm-fix@1.4.0 --registry "$REG" | grep -i "tested with" || true
+  if llmpatch install harm-fix@1.4.0 --position 1 --verify --verify-limit 12; then
     echo "the composition-aware stack passed the gate and stays installed"
   else
     echo "the gate refused the composition-aware stack too and rolled back (see above)"

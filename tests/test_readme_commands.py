@@ -14,7 +14,7 @@ running as written is not possible or not affordable in a test:
 - ``build``: ``--check`` added (a real build trains for ~25 minutes); ``tox-fix/`` for the next
   line's ``publish`` is a copy of examples/patches/tox-fix, which that recipe built.
 - ``merge``: ``--dry-run`` added (it trains); the ``--prefer-merged`` line gets a merged stand-in
-  (tox-fix's weights, ``provides`` tox-fix 1.1.0 and harm-fix 1.3.0) published and signed first.
+  (tox-fix's weights, ``provides`` tox-fix 1.1.0 and harm-fix 1.4.0) published and signed first.
 - ``hf://`` and ``ORG/NAME@REV``: the local Hub server (tests/hub_server.py) with a write token for
   ``acme``, seeded with the converted SmolLM2 files as HuggingFaceTB/SmolLM2-135M-Instruct.
 - ``verify`` and ``install --verify``: ``--limit 2`` / ``--verify-limit 2`` (and 8 new tokens for
@@ -49,7 +49,7 @@ README = ROOT / "README.md"
 QUICKSTART = ROOT / "examples" / "quickstart.sh"
 BIAS = ROOT / "examples" / "patches" / "bias-fix"
 
-TOX, HARM, BIAS2, BIAS_RC = "tox-fix@1.1.0", "harm-fix@1.3.0", "bias-fix@2.0.0", "bias-fix@2.1.0-rc.1"
+TOX, HARM, BIAS2, BIAS_RC = "tox-fix@1.1.0", "harm-fix@1.4.0", "bias-fix@2.0.0", "bias-fix@2.1.0-rc.1"
 
 
 # -- the README block --------------------------------------------------------------------------
@@ -346,13 +346,13 @@ def _install_verify_policy(qs, cmd):
         assert qs.stack() == []
 
 
-@case("llmpatch install tox-fix@1.1 harm-fix@1.3")
+@case("llmpatch install tox-fix@1.1 harm-fix@1.4")
 def _install_two(qs, cmd):
     qs.ensure_stack()
     out = " ".join(qs.run(cmd).output.split())
     assert qs.stack() == [TOX, HARM]
-    # harm-fix 1.3.0 was built in a stack with tox-fix (the build line above): the installer says so
-    assert "(tox-fix@1.1.0 -> harm-fix@1.3.0) was evaluated together at build time" in out
+    # harm-fix 1.4.0 was built in a stack with tox-fix (the build line above): the installer says so
+    assert "(tox-fix@1.1.0 -> harm-fix@1.4.0) was evaluated together at build time" in out
 
 
 @case("llmpatch order harm-fix tox-fix")
@@ -360,7 +360,7 @@ def _order(qs, cmd):
     qs.ensure_stack(TOX, HARM)
     out = " ".join(qs.run(cmd).output.split())
     assert qs.stack() == [HARM, TOX]
-    assert "(harm-fix@1.3.0 -> tox-fix@1.1.0) was evaluated together at build time" in out  # in both orders
+    assert "(harm-fix@1.4.0 -> tox-fix@1.1.0) was evaluated together at build time" in out  # in both orders
 
 
 @case("llmpatch list")
@@ -375,27 +375,27 @@ def _history(qs, cmd):
     qs.ensure_stack(HARM, TOX)
     out = qs.run(cmd).stdout
     assert "llmpatch init --base default" in out and "* = current" in out
-    assert "harm-fix@1.3.0 -> tox-fix@1.1.0" in out
+    assert "harm-fix@1.4.0 -> tox-fix@1.1.0" in out
 
 
-@case("llmpatch build examples/recipes/harm-fix.toml -o harm-fix-1.3")
+@case("llmpatch build examples/recipes/harm-fix.toml -o harm-fix-1.4")
 def _build_compose_check(qs, cmd):
-    shutil.rmtree(qs.project / "harm-fix-1.3", ignore_errors=True)
+    shutil.rmtree(qs.project / "harm-fix-1.4", ignore_errors=True)
     out = " ".join(qs.run(cmd, "--check").stdout.split())
-    assert "recipe examples/recipes/harm-fix.toml is valid" in out and "patch harm-fix 1.3.0" in out
+    assert "recipe examples/recipes/harm-fix.toml is valid" in out and "patch harm-fix 1.4.0" in out
     assert "co-patches verified" in out and "tox-fix 1.1.0" in out  # trained in a stack with tox-fix, as the comment says
-    assert not (qs.project / "harm-fix-1.3").exists()
+    assert not (qs.project / "harm-fix-1.4").exists()
 
 
 @case("llmpatch merge examples/patches/tox-fix examples/patches/harm-fix -o safety --name safety-merged")
 def _merge_dry_run(qs, cmd):
     out = qs.run(cmd, "--dry-run").stdout
     assert "merge plan: safety-merged 1.0.0 -> safety (nothing trained or written)" in out
-    assert "provides: tox-fix 1.1.0, harm-fix 1.3.0" in out
+    assert "provides: tox-fix 1.1.0, harm-fix 1.4.0" in out
     assert not (qs.project / "safety").exists()
 
 
-@case("llmpatch install tox-fix@1.1 harm-fix@1.3 --prefer-merged")
+@case("llmpatch install tox-fix@1.1 harm-fix@1.4 --prefer-merged")
 def _install_prefer_merged(qs, cmd):
     from llmpatch.artifact import read_patch, write_patch
     from llmpatch.registry import open_registry
