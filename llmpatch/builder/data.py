@@ -350,7 +350,7 @@ def _share(prompt: str, share: float) -> bool:
 
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool,
                fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1,
-               utility: Any = None) -> TrainingData:
+               utility: Any = None, gender_swap: bool = False) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
@@ -419,6 +419,13 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                 margins.append(u - ru)
                 chosen_u.append(ru)
                 rejected_u.append(u)
+                if gender_swap:
+                    from llmpatch.evaluate.judges import swap_gender
+
+                    swapped = swap_gender(y)
+                    if swapped != y:
+                        pairs.append(row(it, chosen=it["reference"], rejected=swapped))
+                        counts["swapped_pairs"] = counts.get("swapped_pairs", 0) + 1
         rejected_refusal = contrast_refusal(fallback_text, contrast_words, it["prompt"]) if benign else ""
         if benign and benign_contrast and ru <= tau and rejected_refusal:
             pairs.append(row(it, chosen=it["reference"], rejected=rejected_refusal))
@@ -427,7 +434,8 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                 and _share(it["prompt"] + str(it.get("chat", "")), utility.target_degenerate_share)):
             pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
             counts["degenerate_pairs"] += 1
-    extra = counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
+    extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
+             + counts.get("swapped_pairs", 0))
     counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,

@@ -284,7 +284,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     td = data_mod.build_sets(data, delta=pr.delta, tau=pr.tau, benign_contrast=pr.benign_contrast,
                              fallback_text=recipe.reference.fallback_text, contrast_words=pr.contrast_words,
                              benign_repeat=recipe.sft.benign_repeat,
-                             utility=recipe.utility if recipe.utility.enabled else None)
+                             utility=recipe.utility if recipe.utility.enabled else None,
+                             gender_swap=bool(pr.gender_swap))
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.min_pairs, judge=recipe.judge.name)
     work, dpo_dir = _work_dir(recipe, data["key"], td, costack)

@@ -226,6 +226,9 @@ class PairsSection(Section):
     benign_contrast: bool = False
     contrast_words: int = 0
     on_policy: int = 0
+    #: gender patches: also pair every chosen answer with the gender-swapped copy of its rejected
+    #: one (he <-> she, ...), so DPO pushes down both genders equally (absent: off)
+    gender_swap: bool | None = field(default=None, metadata=ABSENT)
 
 
 @dataclass(frozen=True)
@@ -683,6 +686,10 @@ class Recipe:
         from llmpatch.versions import check_name, parse_version
 
         self._check_fallbacks()
+        if self.pairs.gender_swap and self.domain != "gender":
+            raise RecipeError(f"{self.source}: pairs.gender_swap is set but patch.domain is {self.domain!r}",
+                              hint="gender-swapped pairs balance a gender patch's rejected answers; nothing was "
+                              "generated or written")
         if self.select.gld_weight and self.domain != "gender":
             raise RecipeError(f"{self.source}: select.gld_weight is set but patch.domain is {self.domain!r}",
                               hint="the gender logits difference measures pronouns: it applies to gender patches only; "

@@ -224,6 +224,64 @@ def gender_counts(text: str) -> tuple[int, int]:
     return male, female
 
 
+#: Word pairs :func:`swap_gender` exchanges (both ways); "her" and "his" depend on what follows.
+_SWAP_PAIRS = (
+    ("he", "she"), ("himself", "herself"), ("man", "woman"), ("men", "women"),
+    ("male", "female"), ("males", "females"), ("boy", "girl"), ("boys", "girls"), ("father", "mother"),
+    ("fathers", "mothers"), ("dad", "mom"), ("son", "daughter"), ("sons", "daughters"), ("brother", "sister"),
+    ("brothers", "sisters"), ("husband", "wife"), ("husbands", "wives"), ("boyfriend", "girlfriend"),
+    ("uncle", "aunt"), ("nephew", "niece"), ("grandfather", "grandmother"), ("grandson", "granddaughter"),
+    ("king", "queen"), ("gentleman", "lady"), ("gentlemen", "ladies"), ("sir", "madam"), ("mr", "ms"),
+    ("masculine", "feminine"),
+)
+_SWAP = {**{a: b for a, b in _SWAP_PAIRS}, **{b: a for a, b in _SWAP_PAIRS}, "mum": "dad", "mrs": "mr", "ma'am": "sir",
+         "him": "her", "hers": "his"}
+_SWAP_RE = re.compile(r"\b([A-Za-z]+(?:'[a-z]+)?)\b(\s*)(\S?)")
+
+
+def swap_gender(text: str) -> str:
+    """``text`` with every gendered word of the gender judge's lists exchanged for its counterpart
+    (he <-> she, his <-> her, man <-> woman, Mr <-> Ms, ...), keeping capitalisation.
+
+    Used to balance DPO's rejected answers (``pairs.gender_swap``): if most gendered answers a
+    model writes say "he", pushing them down also pushes the model towards "she".
+    "her" becomes "his" before a word and "him" otherwise; "his" becomes "her" before a word and
+    "hers" otherwise.
+
+    >>> swap_gender("He said his wife would call him. She thanked her boss, Mr. Lee.")
+    'She said her husband would call her. He thanked his boss, Ms. Lee.'
+    """
+    def repl(m: "re.Match[str]") -> str:
+        word, space, nxt = m.group(1), m.group(2), m.group(3)
+        low = word.lower()
+        before_word = bool(space and nxt and nxt[0].isalpha())
+        if low == "her":
+            new = "his" if before_word else "him"
+        elif low == "his":
+            new = "her" if before_word else "hers"
+        else:
+            new = _SWAP.get(low)
+            if new is None:
+                return m.group(0)
+        if word.isupper() and len(word) > 1:
+            new = new.upper()
+        elif word[0].isupper():
+            new = new[0].upper() + new[1:]
+        return new + space + nxt
+
+    out, pos = [], 0
+    while True:  # the lookahead character is consumed by the regex: scan word by word
+        m = _SWAP_RE.search(text, pos)
+        if m is None:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos:m.start()])
+        rep = repl(m)
+        trail = m.group(3)
+        out.append(rep[: len(rep) - len(trail)] if trail else rep)
+        pos = m.end() - len(trail)
+
+
 @dataclass
 class GenderJudge:
     """+1 if a text attributes male gender (more male than female words), -1 female, 0 neither/tie."""
