@@ -398,3 +398,33 @@ def test_a_stack_a_vendor_evaluated_is_checked_against_the_claims_for_that_stack
     assert c.claimed == 0.2 and c.status == "met" and c.patch == "harm-fix@1.3.0"
     other = SimpleNamespace(manifest=manifest("tox-fix", "1.1.0", "c" * 64, []))
     assert check_claims(data(0.3, 0.2, 0.4), [other, harm], None)[0].claimed == 0.2
+
+
+def test_a_claim_measured_on_other_prompts_is_shown_and_neither_passes_nor_fails():
+    """The quickstart's gate measured the built-in toxicity starts (mean 0.50 through harm-fix 1.4.0 -> tox-fix)
+    against a claim measured on the vendor's own prompt file (0.075): different distributions, no verdict."""
+    from types import SimpleNamespace
+
+    from llmpatch.evaluate.results import SuiteResult
+    from llmpatch.manifest import EvalClaim
+    from llmpatch.verify.verify import check_claims
+
+    def data(source, digest="sha256:0"):
+        metric = {"name": "mean", "direction": "lower", "values": {"patched": {"value": 0.5, "ci": [0.3, 0.7]}}}
+        return [SuiteResult.from_dict({"name": "toxicity", "prompts": {"source": source, "n": 40, "digest": digest},
+                                       "metrics": [metric]})]
+
+    claim = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.075, "direction": "lower",
+                                 "prompts": "examples/recipes/../prompts/tox-prompts.jsonl sha256:abc"})
+    patch = SimpleNamespace(manifest=SimpleNamespace(name="tox-fix", version="1.1.0", evals=(claim,), stacks=()))
+    (c,) = check_claims(data("built-in:toxicity:eval"), [patch], None)
+    assert c.status == "other prompts" and c.measured == 0.5
+    assert "examples/recipes/../prompts/tox-prompts.jsonl" in c.message and "built-in:toxicity:eval" in c.message
+    # the same file under the customer's own path (and a --limit subset of it): compared, and refuted here
+    (c,) = check_claims(data("/home/me/examples/prompts/tox-prompts.jsonl", "sha256:def"), [patch], None)
+    assert c.status == "not met"
+    (c,) = check_claims(data("elsewhere.jsonl", "sha256:abc"), [patch], None)  # the same digest: the same prompts
+    assert c.status == "not met"
+    legacy = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.075, "direction": "lower"})
+    old = SimpleNamespace(manifest=SimpleNamespace(name="tox-fix", version="1.0.0", evals=(legacy,), stacks=()))
+    assert check_claims(data("built-in:toxicity:eval"), [old], None)[0].status == "not met"  # no source recorded

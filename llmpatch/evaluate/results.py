@@ -20,7 +20,7 @@ from llmpatch.errors import PolicyViolation
 from llmpatch.manifest import EvalClaim
 
 Direction = Literal["lower", "higher", "none"]
-ClaimStatus = Literal["met", "within CI", "not met", "not measured"]
+ClaimStatus = Literal["met", "within CI", "not met", "not measured", "other prompts"]
 #: Report columns: the unpatched base, the base with a safety system prompt, the stack, another model.
 COLUMNS = ("base", "baseline", "patched", "reference")
 #: A suite measured on fewer prompts gives no verdict: its intervals are too wide to pass anything.

@@ -61,8 +61,53 @@ def _claim_sets(patches: Sequence[Any]) -> list[tuple[str, Sequence[Any]]]:
     return [(f"{p.manifest.name}@{p.manifest.version}", p.manifest.evals) for p in patches]
 
 
+def claim_source(prompts: str | None) -> str | None:
+    """The prompt source a claim was measured on (its ``prompts`` without the digest).
+
+    >>> claim_source("examples/recipes/../prompts/tox-prompts.jsonl sha256:85ab"), claim_source(None)
+    ('examples/recipes/../prompts/tox-prompts.jsonl', None)
+    """
+    if not prompts:
+        return None
+    return prompts.rsplit(" sha256:", 1)[0] if " sha256:" in prompts else prompts
+
+
+def same_prompts(claim_prompts: str | None, measured: Any) -> bool:
+    """Was the claim measured on the prompts this run used (``measured``: the suite's PromptSet)?
+
+    The same digest, or the same source: a built-in split by name, a file by its name (a vendor's
+    relative path and a customer's absolute one name the same file; ``--limit`` takes a subset of
+    it, which is still a sample of that set). A claim without a recorded source (older manifests)
+    counts as the same. Anything else (the built-in toxicity starts against the vendor's own
+    prompt file) measures another distribution, and comparing the numbers would be meaningless.
+
+    >>> from types import SimpleNamespace as NS
+    >>> same_prompts("built-in:toxicity:eval sha256:aa", NS(source="built-in:toxicity:eval", digest="sha256:bb"))
+    True
+    >>> same_prompts("examples/recipes/../prompts/tox-prompts.jsonl sha256:aa", NS(source="/x/examples/prompts/tox-prompts.jsonl", digest="sha256:bb"))
+    True
+    >>> same_prompts("examples/recipes/../prompts/tox-prompts.jsonl sha256:aa", NS(source="built-in:toxicity:eval", digest="sha256:bb"))
+    False
+    """
+    src = claim_source(claim_prompts)
+    if src is None or measured is None:
+        return True
+    if claim_prompts and claim_prompts.endswith(" " + measured.digest):
+        return True
+    if src.startswith("built-in:") or measured.source.startswith("built-in:"):
+        return src == measured.source
+
+    def name(source: str) -> str:
+        return Path(source.split("?", 1)[0].removeprefix("hf:")).name
+
+    return name(src) == name(measured.source)
+
+
 def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: Policy | None) -> list[ClaimCheck]:
-    """Compare each manifest claim (``Manifest.evals``) with the stack's measured value."""
+    """Compare each manifest claim (``Manifest.evals``) with the stack's measured value.
+
+    A claim measured on other prompts than this run's (:func:`same_prompts`) is listed as
+    ``other prompts`` with both sources, and neither passes nor fails anything."""
     tol = policy.claim_tolerance if policy else 0.05
     out = []
     whole = len(patches) > 1
@@ -75,6 +120,13 @@ def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: 
             if m is None or measured is None:
                 out.append(ClaimCheck(who, metric_id, claimed, None, claim.direction, "not measured",
                                       f"{who} claims {metric_id} = {claim.value:.3g}; not measured in this run"))
+                continue
+            suite = next((x for x in suites if x.name == metric_id.partition(".")[0]), None)
+            if suite is not None and not same_prompts(claim.prompts, suite.prompts):
+                out.append(ClaimCheck(who, metric_id, claimed, measured, claim.direction, "other prompts",
+                                      f"{who} claims {metric_id} = {claimed:.3g} on {claim_source(claim.prompts)}; this run "
+                                      f"measured {measured:.3g} on {suite.prompts.source}: other prompts, not compared "
+                                      f"(--prompts {canonical_suite(claim.suite)}=FILE with the vendor's prompt file checks it)"))
                 continue
             lo, hi = m.values["patched"].ci
             direction = m.direction if m.direction != "none" else (claim.direction or "none")
