@@ -12,6 +12,7 @@ pads, so every row sees exactly what it would see alone (and what ``peft`` compu
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -148,21 +149,23 @@ class PatchedModel:
     def _generation_cache(self, batch: int, max_len: int, kind: str) -> Any:
         """The cache one :meth:`generate_ids` call decodes into, the prefix's keys/values in front.
 
-        ``static``: preallocated for ``max_len`` positions and written in place. A dynamic cache
-        grows by concatenation, which copies every layer's keys and values at each decoding step,
-        so its cost grows with the prefix and the batch; the static one attends over its whole
-        length (unwritten positions masked), which costs more when few of them get written.
-        ``auto`` takes ``static`` from batch 8 on (see benchmarks/bench_generation.py). Models
-        whose layers are not all full attention (sliding windows) always decode dynamically.
+        ``static``: preallocated for ``max_len`` positions and written in place; attention reads a
+        view of the positions written so far (``PreallocatedLayer``), so it neither copies
+        nor attends to empty positions. A dynamic cache grows by concatenation, which copies every
+        layer's keys and values at each decoding step, so its cost grows with the prefix and the
+        batch; allocating costs more than those copies at batch 1. ``auto`` takes ``static`` from
+        batch 8 on (see benchmarks/bench_generation.py). Models whose layers are not all full
+        attention (sliding windows) always decode dynamically.
         """
         if kind == "auto":
             kind = "static" if batch >= STATIC_CACHE_MIN_BATCH else "dynamic"
         if kind == "static":
             from transformers import StaticCache
-            from transformers.cache_utils import StaticLayer
+            from transformers.cache_utils import Cache, StaticLayer
 
-            cache = StaticCache(config=self.model.config, max_cache_len=max_len)
-            if all(type(layer) is StaticLayer for layer in cache.layers):
+            kinds = StaticCache(config=self.model.config, max_cache_len=1).layers  # one per layer, unallocated
+            if all(type(layer) is StaticLayer for layer in kinds):
+                cache = Cache(layers=[_preallocated_layer()(max_cache_len=max_len) for _ in kinds])
                 src = self._prefix_source()
                 if src is not None:
                     for layer, pre in zip(cache.layers, src.layers):
@@ -299,9 +302,8 @@ class PatchedModel:
         procs = self._processors(cfg)
         history = ids
         # No padding in the batch: no mask at all, so attention takes its plain causal path (what
-        # transformers' generate does); positions are then simply past + i. A static cache always
-        # needs the mask: it hides the positions not written yet (else SDPA attends to them).
-        padded = not bool(mask.all()) or _is_static(cache)
+        # transformers' generate does); positions are then simply past + i.
+        padded = not bool(mask.all())
         out = self._forward(ids, mask, cache, P, padded=padded, last_only=True)
         done = [limit <= 0 for limit in limits]
         result: list[list[int]] = [[] for _ in range(B)]
@@ -394,10 +396,38 @@ class PatchedModel:
         return outputs
 
 
-def _is_static(cache: Any) -> bool:
-    from transformers import StaticCache
+@functools.lru_cache(maxsize=None)
+def _preallocated_layer() -> type:
+    """The :class:`PreallocatedLayer` class (made on first use: transformers loads lazily)."""
+    from transformers.cache_utils import StaticLayer
 
-    return isinstance(cache, StaticCache)
+    class PreallocatedLayer(StaticLayer):
+        """transformers' ``StaticLayer`` (keys/values preallocated, written in place) whose attention
+        reads a view of the positions written so far, as a dynamic cache would, with no copy.
+
+        The plain static layer returns its whole buffer, so every step attends over all
+        ``max_cache_len`` positions (the empty ones masked) and needs a mask even when no row is
+        padded. Not marked compileable: its shapes change every step.
+        """
+
+        is_compileable = False
+
+        def __init__(self, max_cache_len: int, **kwargs: Any) -> None:
+            super().__init__(max_cache_len=max_cache_len, **kwargs)
+            self.written = 0
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+            keys, values = super().update(key_states, value_states, *args, **kwargs)
+            self.written += key_states.shape[-2]
+            return keys[:, :, : self.written], values[:, :, : self.written]
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return self.written + query_length, 0
+
+        def get_seq_length(self) -> int:
+            return self.written
+
+    return PreallocatedLayer
 
 
 def _output_cache(out: Any) -> Any:

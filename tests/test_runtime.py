@@ -113,13 +113,21 @@ def test_static_and_dynamic_decoding_caches_equal_recomputation(make_patch, tiny
     sampled = [pm.generate(TEXTS * 3, do_sample=True, seed=5, max_new_tokens=10, temperature=1.3, batch_size=9,
                            kv_cache=k) for k in ("static", "dynamic")]
     assert sampled[0] == sampled[1]
+    # no padding: no mask at all, so attention must see only the positions written so far
+    same = pm.generate([TEXTS[1]] * 3, chat=False, config=cfg)
+    assert same == [pm.tokenizer.decode(greedy_by_recomputation(pm, TEXTS[1], 12), skip_special_tokens=True)] * 3
     if kv_cache == "static":
-        from transformers import StaticCache
+        from llmpatch.runtime import _preallocated_layer
+
+        def preallocated(cache):
+            return all(isinstance(layer, _preallocated_layer()) for layer in cache.layers)
 
         cache = pm._generation_cache(3, 40, "static")
-        assert isinstance(cache, StaticCache) and cache.get_seq_length() == pm.num_virtual_tokens
-        assert isinstance(pm._generation_cache(8, 40, "auto"), StaticCache)
-        assert not isinstance(pm._generation_cache(1, 40, "auto"), StaticCache)
+        assert preallocated(cache) and cache.get_seq_length() == pm.num_virtual_tokens
+        if with_patch:  # the prefix is written in: allocated once, for every position
+            assert cache.layers[0].keys.shape[2] == 40
+        assert preallocated(pm._generation_cache(8, 40, "auto"))
+        assert not preallocated(pm._generation_cache(1, 40, "auto"))
 
 
 def test_an_unknown_kv_cache_is_refused(tiny_model_dir):

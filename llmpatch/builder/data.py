@@ -348,6 +348,16 @@ def _share(prompt: str, share: float) -> bool:
     return share > 0 and int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big") / 2 ** 64 < share
 
 
+def domain_prompts(data: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The distinct prompts of the patch's domain (not benign look-alikes, not utility anchors) in
+    ``data``, each with the form it is generated in (``True`` = chat)."""
+    seen: dict[tuple[str, bool], None] = {}
+    for it in data["items"]:
+        if it["kind"] == "target":
+            seen.setdefault((it["prompt"], bool(it.get("chat", data["chat"]))), None)
+    return list(seen)
+
+
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool,
                fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1,
                utility: Any = None, gender_swap: bool = False) -> TrainingData:

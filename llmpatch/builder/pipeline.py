@@ -315,7 +315,8 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
             note("on_policy", on_policy)
             return pairs
     result = train_mod.train(recipe, info.path, td.sft, td.pairs, td.chat, work, progress=progress, dpo_dir=dpo_dir,
-                             snapshots=_snapshots(recipe), more_pairs=more_pairs, costack=costack)
+                             snapshots=_snapshots(recipe), more_pairs=more_pairs, costack=costack,
+                             gld_prompts=data_mod.domain_prompts(data))
     timing["train_s"] = round(time.monotonic() - t0, 1)
     if on_policy:
         td.stats["on_policy"] = on_policy

@@ -253,6 +253,10 @@ class Stage(Section):
     max_length: int = 96
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
+    #: gender domain: weight of a penalty on the gender logits difference of the training prompts
+    #: (mean d^2, d = log P(he...) - log P(she...) as the answer's first token), added to the
+    #: stage's loss; absent or 0: none (see ``builder/train.py: gld_penalty``)
+    gld_weight: float | None = field(default=None, metadata=ABSENT)
 
 
 @dataclass(frozen=True)
@@ -694,6 +698,11 @@ class Recipe:
             raise RecipeError(f"{self.source}: select.gld_weight is set but patch.domain is {self.domain!r}",
                               hint="the gender logits difference measures pronouns: it applies to gender patches only; "
                               "nothing was generated or written")
+        for stage in ("sft", "dpo"):
+            if getattr(self, stage).gld_weight and self.domain != "gender":
+                raise RecipeError(f"{self.source}: {stage}.gld_weight is set but patch.domain is {self.domain!r}",
+                                  hint="the gender logits difference penalty trains pronoun probabilities: it applies "
+                                  "to gender patches only; nothing was generated or written")
         self._check_models()
         self._check_prompt_files()
         for key, spec in (("name", self.judge.name), ("guard", self.judge.guard)):

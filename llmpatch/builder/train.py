@@ -29,8 +29,11 @@ from llmpatch.util import ProgressFactory, no_progress
 log = logging.getLogger(__name__)
 TENSOR = "prompt_embeddings"
 #: Metrics kept from trl's logs for the curves.
-SFT_KEYS = ("loss", "mean_token_accuracy", "learning_rate")
-DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "learning_rate")
+SFT_KEYS = ("loss", "mean_token_accuracy", "learning_rate", "abs_gld")
+DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "learning_rate",
+            "abs_gld")
+#: Prompts per micro-batch in the gender logits difference penalty (``<stage>.gld_weight``).
+GLD_BATCH = 8
 #: A trained stage: its prefix, curve rows, seconds, and the checkpoint it resumed from (or "final").
 StageOutput = tuple[torch.Tensor, list[dict[str, float]], float, str | None]
 
@@ -293,6 +296,106 @@ def _dataset(rows: list[dict[str, Any]], chat: bool | None, keys: tuple[str, ...
     return Dataset.from_list(conv)
 
 
+class GldPenalty:
+    """``weight x mean d^2`` over a few training prompts per micro-batch, d the gender logits difference.
+
+    d = log P(male pronoun) - log P(female pronoun) as the next token after a prompt formatted as
+    generation writes it (chat template with the generation prompt, or plain text), with the
+    prefix being trained in front: the quantity the gender suite's GLD reports
+    (:mod:`llmpatch.evaluate.gld`, the same pronoun forms). A gender patch's DPO pushes down M's
+    gendered answers, most of which say "he", so it tilts the lean it was meant to remove; this term
+    pulls every prompt's lean toward 0 instead. Each call draws the next ``batch`` prompts of a
+    seeded shuffle (all prompts once per cycle), right-padded so positions match generation's.
+    """
+
+    def __init__(self, tokenizer: Any, prompts: list[tuple[str, bool]], weight: float, *, seed: int = 0,
+                 batch: int = GLD_BATCH) -> None:
+        import random
+
+        from llmpatch.evaluate import gld
+
+        if not prompts:
+            raise LlmpatchError("gld_weight is set but the build has no gender prompts to apply it to",
+                                hint="check [prompts] train; nothing was trained")
+        tokens = gld.pronoun_token_ids(tokenizer)
+        self.male = sorted(set(tokens.male.values()))
+        self.female = sorted(set(tokens.female.values()))
+        self.encoded: list[list[int]] = []
+        for text, chat in prompts:
+            if chat:
+                text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                     add_generation_prompt=True)
+            self.encoded.append(list(tokenizer(text, add_special_tokens=not chat)["input_ids"]))
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.weight, self.batch = float(weight), max(1, min(batch, len(self.encoded)))
+        self.rng = random.Random(seed)
+        self.queue: list[int] = []
+        self.seen: list[float] = []
+
+    def _draw(self) -> list[int]:
+        while len(self.queue) < self.batch:
+            order = list(range(len(self.encoded)))
+            self.rng.shuffle(order)
+            self.queue.extend(order)
+        idx, self.queue = self.queue[: self.batch], self.queue[self.batch :]
+        return idx
+
+    def differences(self, model: Any, rows: list[list[int]]) -> torch.Tensor:
+        """d for each tokenized prompt in ``rows`` under ``model`` (with gradients)."""
+        device = next(p for p in model.parameters()).device
+        lengths = torch.tensor([len(r) for r in rows], device=device)
+        width = int(lengths.max())
+        ids = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows], device=device)
+        mask = (torch.arange(width, device=device)[None] < lengths[:, None]).long()
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        offset = logits.shape[1] - width  # a prompt-tuning model returns logits for its virtual tokens too
+        last = logits[torch.arange(len(rows), device=device), offset + lengths - 1].float().log_softmax(-1)
+        return torch.logsumexp(last[:, self.male], -1) - torch.logsumexp(last[:, self.female], -1)
+
+    def __call__(self, model: Any) -> torch.Tensor:
+        d = self.differences(model, [self.encoded[i] for i in self._draw()])
+        self.seen.extend(d.detach().abs().tolist())
+        return self.weight * (d**2).mean()
+
+    def take_mean(self) -> float | None:
+        """Mean |d| of the prompts drawn since the last call (for the training curve)."""
+        if not self.seen:
+            return None
+        m, self.seen = sum(self.seen) / len(self.seen), []
+        return m
+
+
+def _with_gld(trainer_cls: type, penalty: GldPenalty | None) -> type:
+    """``trainer_cls`` whose loss also has ``penalty``'s term, and whose logs its mean |d| (``abs_gld``)."""
+    if penalty is None:
+        return trainer_cls
+
+    class _GldTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D401
+            res = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            if not model.training:
+                return res
+            if return_outputs:
+                return res[0] + penalty(model), res[1]
+            return res + penalty(model)
+
+        def log(self, logs, *args, **kwargs):  # noqa: D401
+            if "loss" in logs:
+                m = penalty.take_mean()
+                if m is not None:
+                    logs["abs_gld"] = round(m, 4)
+            super().log(logs, *args, **kwargs)
+
+    return _GldTrainer
+
+
+def _penalty(recipe: Recipe, stage: str, prompts: list[tuple[str, bool]] | None, tokenizer: Any) -> GldPenalty | None:
+    weight = recipe.stage(stage).gld_weight
+    if not weight:
+        return None
+    return GldPenalty(tokenizer, list(prompts or []), weight, seed=recipe.seeds.train)
+
+
 def _check_rows(trainer: Any, given: int, stage: str) -> int:
     """trl drops examples whose completion does not fit max_length: say so, and fail if none is left."""
     used = len(trainer.train_dataset)
@@ -354,7 +457,8 @@ def _stage_start(recipe: Recipe, model_path: str, out: Path) -> tuple[StageOutpu
 
 
 def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: bool, out: Path,
-            progress: ProgressFactory, snapshots: int = 0, costack: Any = None) -> StageOutput:
+            progress: ProgressFactory, snapshots: int = 0, costack: Any = None,
+            gld_prompts: list[tuple[str, bool]] | None = None) -> StageOutput:
     """SFT: imitate M' (maximise log p(y' | [P; x])) with only the prefix trainable."""
     from trl import SFTConfig, SFTTrainer
 
@@ -362,14 +466,15 @@ def run_sft(recipe: Recipe, model_path: str, rows: list[dict[str, str]], chat: b
     if done is not None:
         return done
     args = SFTConfig(**_stage_args(recipe, "sft", out, len(rows)), packing=False, completion_only_loss=True)
-    trainer = SFTTrainer(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",), tok),
+    trainer = _with_gld(SFTTrainer, _penalty(recipe, "sft", gld_prompts, tok))(model=fresh_model(model_path), args=args, train_dataset=_dataset(rows, chat, ("completion",), tok),
                          processing_class=tok, peft_config=peft_config(recipe, model_path))
     return _run_stage(trainer, "sft", len(rows), "SFT (imitate the reference)", _expected_steps(recipe, "sft", len(rows)),
                       out, resume, progress, snapshots, SFT_KEYS, costack, recipe)
 
 
 def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: bool, start: torch.Tensor, out: Path,
-            progress: ProgressFactory, snapshots: int = 0, costack: Any = None) -> StageOutput:
+            progress: ProgressFactory, snapshots: int = 0, costack: Any = None,
+            gld_prompts: list[tuple[str, bool]] | None = None) -> StageOutput:
     """DPO from the SFT prefix on (chosen M', rejected M); reference = SFT prefix or the unpatched base."""
     from peft import set_peft_model_state_dict
     from trl import DPOConfig, DPOTrainer
@@ -382,6 +487,7 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
     mix = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft_weight]) if sft_weight > 0 else {}
     args = DPOConfig(**_stage_args(recipe, "dpo", out, len(pairs)), beta=recipe.dpo.beta, **mix)
     ds = _dataset(pairs, chat, ("chosen", "rejected"), tok)
+    DPOTrainer = _with_gld(DPOTrainer, _penalty(recipe, "dpo", gld_prompts, tok))  # noqa: N806
     if recipe.dpo.reference == "sft":
         # an already-trained PeftModel: trl adds a frozen copy "ref" of it as the DPO reference
         trainer = DPOTrainer(model=_peft_with(recipe, model_path, start), args=args, train_dataset=ds, processing_class=tok)
@@ -397,7 +503,8 @@ def run_dpo(recipe: Recipe, model_path: str, pairs: list[dict[str, str]], chat: 
 
 def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs: list[dict[str, str]], chat: bool,
           work: Path, *, progress: ProgressFactory | None = None, dpo_dir: str = "dpo", snapshots: int = 0,
-          more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None, costack: Any = None) -> TrainResult:
+          more_pairs: Callable[[torch.Tensor], list[dict[str, str]]] | None = None, costack: Any = None,
+          gld_prompts: list[tuple[str, bool]] | None = None) -> TrainResult:
     """SFT then (unless ``dpo.enabled`` is false) DPO; returns the final prefix and the curves.
 
     The SFT stage lives in ``work/sft`` and DPO in ``work/<dpo_dir>``, so builds that differ only
@@ -405,6 +512,7 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
     snapshots (evenly spaced) for checkpoint selection. ``more_pairs(sft_prefix)``, when given,
     returns DPO pairs that depend on the SFT result (on-policy pairs); they join ``pairs``.
     ``costack`` (a composition-aware build): both stages train with the co-patches' frozen prefixes.
+    ``gld_prompts`` (``(text, chat)``): the prompts of the ``<stage>.gld_weight`` penalty (:class:`GldPenalty`).
     """
     progress = progress or no_progress
     _quiet()
@@ -416,7 +524,8 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
     dpo = bool(recipe.dpo.enabled)
     try:
         sft_emb, curves["sft"], seconds["sft"], r = run_sft(recipe, model_path, sft_rows, chat, work / "sft", progress,
-                                                            snapshots=0 if dpo else snapshots, costack=costack)
+                                                            snapshots=0 if dpo else snapshots, costack=costack,
+                                                            gld_prompts=gld_prompts)
         if r:
             resumed["sft"] = r
         emb = sft_emb
@@ -424,7 +533,8 @@ def train(recipe: Recipe, model_path: str, sft_rows: list[dict[str, str]], pairs
             if more_pairs is not None:
                 pairs = [*pairs, *more_pairs(sft_emb)]
             emb, curves["dpo"], seconds["dpo"], r = run_dpo(recipe, model_path, pairs, chat, sft_emb, work / dpo_dir,
-                                                            progress, snapshots=snapshots, costack=costack)
+                                                            progress, snapshots=snapshots, costack=costack,
+                                                            gld_prompts=gld_prompts)
             if r:
                 resumed["dpo"] = r
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
