@@ -158,9 +158,13 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData, costack:
             "sft_snapshots": 0 if dpo_on else _snapshots(recipe)}
     if costack is not None:
         blob["compose"] = costack.key()  # the co-prefix and its place are part of every forward pass
+    if recipe.sft.gld_weight:
+        blob["gld_penalty"] = train_mod.GLD_PENALTY  # a stage trained with another form of the penalty is not reused
     key = json_sha256(blob)
     dpo_blob = {"dpo": recipe.dpo.to_dict(), "pairs": sets["pairs"], "on_policy": recipe.pairs.on_policy,
                 "snapshots": _snapshots(recipe) if dpo_on else 0}
+    if recipe.dpo.gld_weight:
+        dpo_blob["gld_penalty"] = train_mod.GLD_PENALTY
     dpo_key = json_sha256(dpo_blob)
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
 

@@ -34,6 +34,8 @@ DPO_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "
             "abs_gld")
 #: Prompts per micro-batch in the gender logits difference penalty (``<stage>.gld_weight``).
 GLD_BATCH = 8
+#: The penalty's form, part of the key of every stage trained with it (so a changed form retrains).
+GLD_PENALTY = "one-sided/1"
 #: A trained stage: its prefix, curve rows, seconds, and the checkpoint it resumed from (or "final").
 StageOutput = tuple[torch.Tensor, list[dict[str, float]], float, str | None]
 
