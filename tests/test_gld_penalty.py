@@ -134,3 +134,17 @@ def test_the_penalty_lowers_the_leading_pronouns_without_raising_the_others(gend
     assert moved[True][0] < 0 and moved[True][2]  # male pronouns less likely, the lean smaller
     assert abs(moved[True][1]) < 0.2 * moved[False][1]  # female barely moves one-sided ...
     assert moved[False][1] > 0  # ... and rises two-sided
+
+
+def test_stages_trained_with_the_penalty_are_keyed_by_its_form(gender_tiny_model_dir, monkeypatch):
+    """A changed penalty retrains: its form is in the SFT and DPO keys (only when a weight is set)."""
+    from llmpatch.builder import pipeline
+
+    td = data_mod.TrainingData(sft=[{"prompt": "p", "completion": "c"}], pairs=[], stats={}, chat=True)
+    plain = pipeline._work_dir(gender_recipe(gender_tiny_model_dir), "k", td)
+    sft = pipeline._work_dir(gender_recipe(gender_tiny_model_dir, "sft.gld_weight=0.3"), "k", td)
+    dpo = pipeline._work_dir(gender_recipe(gender_tiny_model_dir, "dpo.gld_weight=0.3"), "k", td)
+    assert sft[0] != plain[0] and dpo[0] == plain[0] and dpo[1] != plain[1]
+    monkeypatch.setattr(train_mod, "GLD_PENALTY", "another form")
+    assert pipeline._work_dir(gender_recipe(gender_tiny_model_dir, "sft.gld_weight=0.3"), "k", td)[0] != sft[0]
+    assert pipeline._work_dir(gender_recipe(gender_tiny_model_dir), "k", td) == plain
