@@ -97,45 +97,6 @@ def test_a_penalty_without_prompts_or_outside_the_gender_domain_is_refused(tiny_
         train_mod.GldPenalty(tok, [], 1.0)
 
 
-class _FreeLogits(torch.nn.Module):
-    """A stand-in 'model' whose next-token logits are free parameters (one row per prompt)."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.z = torch.nn.Parameter(logits.clone())
-
-    def forward(self, input_ids, attention_mask):  # noqa: D401
-        from types import SimpleNamespace
-
-        B, L = input_ids.shape
-        return SimpleNamespace(logits=self.z[:, None, :].expand(B, L, -1))
-
-
-def test_the_penalty_lowers_the_leading_pronouns_without_raising_the_others(gender_tiny_model_dir):
-    """One-sided (the default): a step lowers P(male) where the model leans male and leaves P(female)
-    almost where it was; the plain d^2 (one_sided=False) raises P(female) to meet it."""
-    tok = train_mod.tokenizer_for(str(gender_tiny_model_dir))
-    vocab = len(tok)
-    z = torch.zeros(1, vocab)
-    pen = train_mod.GldPenalty(tok, PROMPTS[:1], 1.0, batch=1)
-    z[0, pen.male] = 3.0  # leans male
-    moved = {}
-    for one_sided in (True, False):
-        pen = train_mod.GldPenalty(tok, PROMPTS[:1], 1.0, batch=1, one_sided=one_sided)
-        model = _FreeLogits(z)
-        d0 = pen.differences(model, pen.encoded)
-        pen(model).backward()
-        with torch.no_grad():
-            model.z -= 0.5 * model.z.grad
-            p0, p1 = z.log_softmax(-1)[0], model.z.log_softmax(-1)[0]
-            male = (torch.logsumexp(p1[pen.male], -1) - torch.logsumexp(p0[pen.male], -1)).item()
-            female = (torch.logsumexp(p1[pen.female], -1) - torch.logsumexp(p0[pen.female], -1)).item()
-            moved[one_sided] = (male, female, abs(pen.differences(model, pen.encoded).item()) < abs(d0.item()))
-    assert moved[True][0] < 0 and moved[True][2]  # male pronouns less likely, the lean smaller
-    assert abs(moved[True][1]) < 0.2 * moved[False][1]  # female barely moves one-sided ...
-    assert moved[False][1] > 0  # ... and rises two-sided
-
-
 def test_stages_trained_with_the_penalty_are_keyed_by_its_form(gender_tiny_model_dir, monkeypatch):
     """A changed penalty retrains: its form is in the SFT and DPO keys (only when a weight is set)."""
     from llmpatch.builder import pipeline
