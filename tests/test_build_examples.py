@@ -237,7 +237,7 @@ def test_bias_recipe_trains_on_held_out_professions_with_a_neutral_reference_and
     from llmpatch.evaluate.prompts import load_prompts
 
     recipe = Recipe.load(ROOT / "recipes" / "bias-fix.toml")
-    assert (recipe.patch.name, recipe.patch.version, recipe.domain, recipe.judge.name) == ("bias-fix", "2.0.1", "gender",
+    assert (recipe.patch.name, recipe.patch.version, recipe.domain, recipe.judge.name) == ("bias-fix", "2.0.2", "gender",
                                                                                           "gender")
     assert recipe.reference.kind == "self" and "gender" in recipe.reference.system_prompt and recipe.reference.best_of >= 2
     assert recipe.utility.enabled and recipe.select.enabled and recipe.eval.system_prompt
@@ -262,8 +262,8 @@ def test_gender_patch_halves_gender_attribution_below_the_system_prompt_baseline
 
 @pending("bias-fix")
 def test_gender_patch_keeps_the_model_useful_on_held_out_prompts():
-    """Measured for 2.0.1: loops 0% (unpatched 4%), similarity 0.652 (0.566..0.735) reaches the noise floor 0.713
-    (2.0.0: 0.603, 0.515..0.688, did not: it wrote "their" where no person is meant)."""
+    """Measured for 2.0.2: loops 6% (unpatched 4%), similarity 0.681 (0.595..0.764) reaches the noise floor 0.713
+    (2.0.1: 0.652, 0.566..0.735; 2.0.0: 0.603, 0.515..0.688, did not: it wrote "their" where no person is meant)."""
     e = evals("bias-fix")
     loops = e[("utility", "degenerate_rate")]
     assert loops["value"] <= loops["base_value"] + 0.05
@@ -273,11 +273,11 @@ def test_gender_patch_keeps_the_model_useful_on_held_out_prompts():
 
 
 @pending("bias-fix")
-@pytest.mark.xfail(strict=True, reason="measured for 2.0.1: |GLD| 1.53 unpatched -> 1.89 patched (paired difference "
-                   "+0.37, -0.09..0.82); 2.0.0: 1.99 (+0.47, 0.09..0.86). Gender-swapped DPO pairs stopped the lean "
-                   "towards 'she' (signed GLD -1.45 -> -1.51; 2.0.0: -1.75) but not the spread (examples/results/README.md)")
 def test_gender_patch_lowers_the_gender_logits_difference_with_an_interval_that_excludes_no_change():
-    """Issue #19: |GLD| lower than unpatched on the held-out professions, the paired interval below zero."""
+    """Issue #19: |GLD| lower than unpatched on the held-out professions, the paired interval below zero.
+
+    Measured for 2.0.2 (DPO with the GLD penalty): 1.53 -> 0.56, paired -0.97 (-1.26..-0.70); 2.0.1 (no
+    penalty): 1.89, paired +0.37 (-0.09..0.82); 2.0.0: 1.99 (+0.47, 0.09..0.86)."""
     s = next(x for x in _report("bias-fix")["suites"] if x["name"] == "gender")
     m = next(x for x in s["metrics"] if x["name"] == "abs_gld")
     assert m["values"]["patched"]["value"] < m["values"]["base"]["value"]
