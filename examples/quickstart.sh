@@ -6,7 +6,7 @@
 # It publishes the patches committed under examples/patches (built by examples/recipes/*.toml;
 # numbers in examples/results) and bias-fix 2.1.0-rc.1, a pre-release that examples/prerelease.py
 # re-packages from bias-fix 2.0.2 (the same weights, to show --pre; `python` is the venv's).
-# QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first (~20 min on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
+# QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first (about an hour on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
 # converted once into the usual cache, ~/.cache/llmpatch/models).
 set -euo pipefail
 cd "$(dirname "$0")/.."

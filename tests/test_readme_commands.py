@@ -50,6 +50,7 @@ QUICKSTART = ROOT / "examples" / "quickstart.sh"
 BIAS = ROOT / "examples" / "patches" / "bias-fix"
 
 TOX, HARM, BIAS2, BIAS_RC = "tox-fix@1.1.0", "harm-fix@1.4.0", "bias-fix@2.0.2", "bias-fix@2.1.0-rc.1"
+TOX_NEW = "tox-fix@1.2.0"  # the newest tox-fix (tox-fix@1, @^1, @1.2)
 
 
 # -- the README block --------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def _build_check(qs, cmd):
     for d in ("tox-fix", "tox-fix-report"):
         shutil.rmtree(qs.project / d, ignore_errors=True)
     out = qs.run(cmd, "--check").stdout
-    assert "recipe examples/recipes/tox-fix.toml is valid" in out and "patch tox-fix 1.1.0" in out
+    assert "recipe examples/recipes/tox-fix.toml is valid" in out and "patch tox-fix 1.2.0" in out
     assert not (qs.project / "tox-fix").exists() and not (qs.project / "tox-fix-report").exists()
 
 
@@ -297,8 +298,8 @@ def _publish_to_the_hub(qs, cmd):
     shutil.copytree(ROOT / "examples" / "patches" / "tox-fix", qs.project / "tox-fix")  # what the recipe built
     out = " ".join(run_on_hub(qs, cmd).stdout.split())
     hub = qs.request.getfixturevalue("hub")
-    assert "published tox-fix@1.1.0 to hf://acme/llmpatch-index" in out and "signed by key" in out
-    entry = open_registry(f"hf://acme/llmpatch-index?endpoint={hub.url}").index().get("tox-fix", "1.1.0")
+    assert "published tox-fix@1.2.0 to hf://acme/llmpatch-index" in out and "signed by key" in out
+    entry = open_registry(f"hf://acme/llmpatch-index?endpoint={hub.url}").index().get("tox-fix", "1.2.0")
     assert entry.location["repo_id"] == "acme/tox-fix" and entry.signature
 
 
@@ -316,12 +317,12 @@ def _init(qs, cmd):
     assert qs.stack() == []
 
 
-@case("llmpatch install tox-fix@1.1 bias-fix@^2.0 --dry-run --json")
+@case("llmpatch install tox-fix@1.2 bias-fix@^2.0 --dry-run --json")
 def _install_dry_run_json(qs, cmd):
     qs.ensure_stack()
     out = json.loads(qs.run(cmd).stdout)
     assert out["dry_run"] is True and out["generation"] is None
-    assert out["plan"]["after"] == [TOX, BIAS2]
+    assert out["plan"]["after"] == [TOX_NEW, BIAS2]
     assert qs.stack() == []
 
 
@@ -340,7 +341,7 @@ def _install_verify_policy(qs, cmd):
     qs.ensure_stack()
     res = qs.run(cmd, "--verify-limit", "2", codes=(0, 3))
     if res.exit_code == 0:
-        assert qs.stack() == [TOX]
+        assert qs.stack() == [TOX_NEW]
     else:  # the policy failed (exit 3): the gate rolled back by itself
         assert "failed verification" in res.output and "rolled back" in res.output, res.output
         assert qs.stack() == []
