@@ -12,7 +12,7 @@ CLI in-process (``serve`` in a subprocess) and checks its output and effect. Sub
 running as written is not possible or not affordable in a test:
 
 - ``build``: ``--check`` added (a real build trains for ~25 minutes); ``tox-fix/`` for the next
-  line's ``publish`` is a copy of examples/patches/tox-fix, which that recipe built.
+  line's ``publish`` is a copy of examples/patches/tox-fix (1.2.0), which that recipe built.
 - ``merge``: ``--dry-run`` added (it trains); the ``--prefer-merged`` line gets a merged stand-in
   (tox-fix's weights, ``provides`` tox-fix 1.1.0 and harm-fix 1.4.0) published and signed first.
 - ``hf://`` and ``ORG/NAME@REV``: the local Hub server (tests/hub_server.py) with a write token for
@@ -388,7 +388,7 @@ def _build_compose_check(qs, cmd):
     assert not (qs.project / "harm-fix-1.4").exists()
 
 
-@case("llmpatch merge examples/patches/tox-fix examples/patches/harm-fix -o safety --name safety-merged")
+@case("llmpatch merge examples/patches/tox-fix-1.1.0 examples/patches/harm-fix -o safety --name safety-merged")
 def _merge_dry_run(qs, cmd):
     out = qs.run(cmd, "--dry-run").stdout
     assert "merge plan: safety-merged 1.0.0 -> safety (nothing trained or written)" in out
@@ -402,7 +402,7 @@ def _install_prefer_merged(qs, cmd):
     from llmpatch.registry import open_registry
 
     if "safety-merged" not in open_registry(str(qs.registry)).index().names():
-        tox, harm = (read_patch(ROOT / "examples" / "patches" / n) for n in ("tox-fix", "harm-fix"))
+        tox, harm = (read_patch(ROOT / "examples" / "patches" / n) for n in ("tox-fix-1.1.0", "harm-fix"))
         standin = write_patch(qs.project / "out" / "safety-merged", tox.embeddings, name="safety-merged", version="1.0.0",
                               summary="test stand-in for `llmpatch merge` output (tox-fix's weights)",
                               domains=["toxicity", "harmfulness"], base=tox.manifest.base, provides=[
