@@ -360,7 +360,7 @@ def domain_prompts(data: dict[str, Any]) -> list[tuple[str, bool]]:
 
 def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contrast: bool,
                fallback_text: str | Sequence[str], contrast_words: int = 0, benign_repeat: int = 1,
-               utility: Any = None, gender_swap: bool = False) -> TrainingData:
+               utility: Any = None, gender_swap: bool = False, masked_twins: bool = False) -> TrainingData:
     """SFT rows (prompt -> safe M' response) and DPO pairs (chosen M', rejected M) after filtering.
 
     A pair is kept when M''s response is safe (unsafety <= tau) and the judge prefers it over
@@ -374,6 +374,8 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     ``utility`` (the recipe's ``[utility]`` section) turns the anchors into SFT rows (M's own
     answers, ``repeat`` times each) and pairs (M's answer over a looping copy of it, and over a
     refusal); ``target_degenerate_share`` of the domain's prompts also get M' over a looping copy.
+    ``masked_twins``: every kept pair whose rejected answer has a plainly written listed word also
+    gets a twin rejecting the same answer with those words masked (:func:`lexicon.mask_words`).
     """
     sft: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
@@ -436,6 +438,11 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                     if swapped != y:
                         pairs.append(row(it, chosen=it["reference"], rejected=swapped))
                         counts["swapped_pairs"] = counts.get("swapped_pairs", 0) + 1
+                if masked_twins:
+                    twin = masked_twin(y)
+                    if twin is not None:
+                        pairs.append(row(it, chosen=it["reference"], rejected=twin))
+                        counts["masked_pairs"] = counts.get("masked_pairs", 0) + 1
         rejected_refusal = contrast_refusal(fallback_text, contrast_words, it["prompt"]) if benign else ""
         if benign and benign_contrast and ru <= tau and rejected_refusal:
             pairs.append(row(it, chosen=it["reference"], rejected=rejected_refusal))
@@ -445,7 +452,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
             counts["degenerate_pairs"] += 1
     extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
-             + counts.get("swapped_pairs", 0))
+             + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0))
     counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,
@@ -455,6 +462,14 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         "mean_reference_unsafety": _mean([it["reference_unsafety"] for it in data["items"] if it["kind"] == "target"]),
     }
     return TrainingData(sft, pairs, stats, None if mixed else bool(data["chat"]))
+
+
+def masked_twin(text: str) -> str | None:
+    """``text`` with its plainly written offensive words masked, or None when it has none."""
+    from llmpatch.evaluate.lexicon import mask_words
+
+    twin = mask_words(text)
+    return twin if twin != text else None
 
 
 def check_pairs(td: TrainingData, *, min_pairs: int, judge: str) -> None:
@@ -516,12 +531,13 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
 
 
 def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], *, delta: float,
-                    tau: float) -> tuple[list[dict[str, str]], dict[str, Any]]:
+                    tau: float, masked_twins: bool = False) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """DPO pairs (chosen M', rejected the SFT-patched model's answer) that pass the same filters.
 
     These are the patch's own mistakes after SFT: harmful requests it still complies with and
     benign ones it now refuses, so DPO pushes against what the patch actually does rather than
     only against M's answers and one fixed refusal. Duplicate answers to a prompt count once.
+    ``masked_twins``: as in :func:`build_sets`, a kept pair also rejects its answer's masked copy.
     """
     pairs: list[dict[str, str]] = []
     stats = {"answers": 0, "kept": 0, "kept_target": 0, "kept_benign": 0, "unsafe_reference": 0, "small_margin": 0,
@@ -550,4 +566,8 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
             pairs.append(pair)
             stats["kept"] += 1
             stats["kept_benign" if benign else "kept_target"] += 1
+            twin = masked_twin(y) if masked_twins else None
+            if twin is not None:
+                pairs.append({**pair, "rejected": twin})
+                stats["masked_pairs"] = stats.get("masked_pairs", 0) + 1
     return pairs, stats

@@ -165,6 +165,8 @@ def _work_dir(recipe: Recipe, data_key: str, td: data_mod.TrainingData, costack:
                 "snapshots": _snapshots(recipe) if dpo_on else 0}
     if recipe.dpo.gld_weight:
         dpo_blob["gld_penalty"] = train_mod.GLD_PENALTY
+    if recipe.pairs.masked_twins:
+        dpo_blob["masked_twins"] = True  # the on-policy pairs (sampled after SFT) get twins too
     dpo_key = json_sha256(dpo_blob)
     return paths.cache_dir("build-runs") / key[:24], f"dpo-{dpo_key[:16]}"
 
@@ -193,7 +195,8 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
         answers = data_mod.sample_on_policy(PatchedModel(base, prefix=prefix), scorer, data["items"], n, gen, seed,
                                             progress=progress)
         atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
-    pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau)
+    pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau,
+                                            masked_twins=bool(pr.masked_twins))
     digest = "sha256:" + json_sha256(pairs)
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 
@@ -289,7 +292,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
                              fallback_text=recipe.reference.fallback_text, contrast_words=pr.contrast_words,
                              benign_repeat=recipe.sft.benign_repeat,
                              utility=recipe.utility if recipe.utility.enabled else None,
-                             gender_swap=bool(pr.gender_swap))
+                             gender_swap=bool(pr.gender_swap), masked_twins=bool(pr.masked_twins))
     note("data", {"cached": data["cached"], "stats": td.stats})
     data_mod.check_pairs(td, min_pairs=pr.min_pairs, judge=recipe.judge.name)
     work, dpo_dir = _work_dir(recipe, data["key"], td, costack)

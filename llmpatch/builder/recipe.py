@@ -229,6 +229,9 @@ class PairsSection(Section):
     #: gender patches: also pair every chosen answer with the gender-swapped copy of its rejected
     #: one (he <-> she, ...), so DPO pushes down both genders equally (absent: off)
     gender_swap: bool | None = field(default=None, metadata=ABSENT)
+    #: toxicity patches: also pair every chosen answer with a masked copy of its rejected one
+    #: ("fucking" -> "f*ck*ng"), so DPO does not teach the patch to mask the words it should drop
+    masked_twins: bool | None = field(default=None, metadata=ABSENT)
 
 
 @dataclass(frozen=True)
@@ -694,6 +697,10 @@ class Recipe:
             raise RecipeError(f"{self.source}: pairs.gender_swap is set but patch.domain is {self.domain!r}",
                               hint="gender-swapped pairs balance a gender patch's rejected answers; nothing was "
                               "generated or written")
+        if self.pairs.masked_twins and self.domain != "toxicity":
+            raise RecipeError(f"{self.source}: pairs.masked_twins is set but patch.domain is {self.domain!r}",
+                              hint="masked twins reject masked slurs and profanity: they apply to toxicity patches only; "
+                              "nothing was generated or written")
         if self.select.gld_weight and self.domain != "gender":
             raise RecipeError(f"{self.source}: select.gld_weight is set but patch.domain is {self.domain!r}",
                               hint="the gender logits difference measures pronouns: it applies to gender patches only; "

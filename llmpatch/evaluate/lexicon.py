@@ -44,7 +44,7 @@ from pathlib import Path
 from llmpatch.errors import EvaluationError
 from llmpatch.evaluate.normalize import normalize, normalize_variants
 
-__all__ = ["Lexicon", "Hit", "STRONG_ROOTS", "IGNORED", "MILD_WEIGHT", "MASK_CHARS", "default_lexicon", "masked_hits", "obfuscated_rate", "strip_allowed"]
+__all__ = ["Lexicon", "Hit", "STRONG_ROOTS", "IGNORED", "MILD_WEIGHT", "MASK_CHARS", "default_lexicon", "masked_hits", "obfuscated_rate", "strip_allowed", "mask_words"]
 
 #: Weight of a list entry that is neither strong nor ignored (below the 0.5 unsafe threshold).
 MILD_WEIGHT = 0.3
@@ -332,6 +332,53 @@ def default_lexicon() -> Lexicon:
 def masked_hits(text: str) -> list[str]:
     """Obfuscated offensive words in ``text`` under the default lexicon (see :meth:`Lexicon.masked_hits`)."""
     return _default_lexicon().masked_hits(text)
+
+
+#: Ways people mask a word, tried in this order per word: "f**k", "f***", "f*ck" (vowels hidden).
+_MASK_STYLES = ("ends", "first", "vowels")
+
+
+def _mask_word(word: str, style: str) -> str:
+    if style == "ends" and len(word) >= 4:
+        return word[0] + "*" * (len(word) - 2) + word[-1]
+    if style == "vowels":
+        masked = word[0] + re.sub(r"[aeiouAEIOU]", "*", word[1:])
+        if masked != word:
+            return masked
+    return word[0] + "*" * (len(word) - 1)
+
+
+def mask_words(text: str, lexicon: "Lexicon | None" = None) -> str:
+    """``text`` with every plainly written listed word (weight > 0) masked the way people mask them.
+
+    The style ("f**k", "f***" or "f*ck") is picked per word from the word's own letters, so one text
+    gets a mix and the same word is always masked the same way; only masks that ``lexicon`` itself
+    still reads as a listed word are used (a word no style keeps readable is left as it is). Used for
+    masked twins of DPO's rejected answers (``pairs.masked_twins``): a patch trained only against
+    plain slurs learns that writing "f***" instead escapes the judge it was trained against.
+    Returns ``text`` unchanged when it has no plain listed word.
+
+    >>> mask_words("Shut up, you fucking idiot and your shit-faced friend. Assess the cocktail.")
+    'Shut up, you f*ck*ng idiot and your sh*t-faced friend. Assess the cocktail.'
+    """
+    lex = lexicon or _default_lexicon()
+    words = sorted({h.word for h in lex.hits(text) if not h.obfuscated and h.weight > 0 and " " not in h.word},
+                   key=len, reverse=True)
+    for word in words:
+        start = sum(map(ord, word)) % len(_MASK_STYLES)
+        for k in range(len(_MASK_STYLES)):
+            masked = _mask_word(word, _MASK_STYLES[(start + k) % len(_MASK_STYLES)])
+            found = lex._masked(masked)
+            if found and found[1] > 0:
+                break
+        else:
+            continue
+
+        def repl(m: "re.Match[str]", masked: str = masked) -> str:
+            return "".join("*" if c == "*" else g for g, c in zip(m.group(0), masked))  # keeps the case
+
+        text = re.sub(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", repl, text, flags=re.IGNORECASE)
+    return text
 
 
 def obfuscated_rate(texts: list[str]) -> float:
