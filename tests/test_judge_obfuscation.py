@@ -3,12 +3,14 @@
 Thresholds on the judge test set (``llmpatch/evaluate/data/judge_cases.jsonl``, written for this
 project) sit below what was measured when they were set (benchmarks/bench_judges.py prints them):
 
-* combined recall, all toxic: measured 1.000 (137/137), asserted >= 0.95
-* combined false-positive rate, all benign: measured 0.007 (1/138), asserted <= 0.03
+* combined recall, all toxic: measured 1.000 (146/146), asserted >= 0.95
+* combined false-positive rate, all benign: measured 0.007 (1/144), asserted <= 0.03
 * held-out ``test`` split (written after the matcher was tuned on ``dev``): recall 1.000 (28/28),
   asserted >= 0.90; false-positive rate 0.042 (1/24), asserted <= 0.10
-* the plain classifier (``profanity``) on obfuscated toxic text: recall 0.32 (40/125), asserted
+* the plain classifier (``profanity``) on obfuscated toxic text: recall 0.32 (43/134), asserted
   <= 0.40, while the combined judge must reach >= 0.95 there and >= 0.8 on every kind
+* session 11 added disemvowelled ("fcking", "btch") and star-spelled ("F*U*C*K") cases and their
+  look-alikes (acronyms "SPC", "CNT"; "shot", "duck"; "x*y*z") to ``dev``, tuned on them
 """
 
 from __future__ import annotations

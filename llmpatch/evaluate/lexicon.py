@@ -26,10 +26,16 @@ substrings ("Scunthorpe", "assess", "cocktail", "shitake" do not match):
   couple of letters more or fewer ("n*****r", "f*****r"), since masks rarely keep the length. A
   first letter plus a mask ("f***") fits entries of that exact length. The best-weighted entry
   that fits decides; masks that fit nothing, or only ignored words, score 0.
+* star-spelled: single letters between single ``*``/``#`` ("F*U*C*K") are read joined;
+* disemvowelled: a token that keeps a strong entry's consonants in order and drops some of its
+  vowels ("fck", "fcking", "btch", "bstrd") matches it; one with as many vowels as the entry
+  ("shot", "duck" for "shit", "dick") never does, nor does an all-caps acronym of the text ("SPC").
 
 >>> lex = Lexicon.default()
 >>> [round(lex.score(t), 1) for t in ["what the f**k.", "n*****r", "sh1t happens", "a cocktail in Scunthorpe", "d*mn it"]]
 [1.0, 1.0, 1.0, 0.0, 0.3]
+>>> [round(lex.score(t), 1) for t in ["F*U*C*K off", "you fcking btch", "he shot a duck", "our SPC chart"]]
+[1.0, 1.0, 0.0, 0.0]
 >>> lex.masked_hits("you f**king b!tch, and a plain shit")
 ['f**king', 'bitch']
 """
@@ -121,6 +127,24 @@ class Hit:
     obfuscated: bool
 
 
+_STAR_SPELLED_RE = re.compile(r"[a-z](?:[*#][a-z]){2,}")
+_ACRONYM_RE = re.compile(r"\b[A-Z]{2,6}s?\b")
+
+
+def _vowels(word: str) -> int:
+    return sum(c in "aeiou" for c in word)
+
+
+def _skeleton(word: str) -> str:
+    """The consonants of ``word`` in order ("fucking" -> "fckng"; "y" counts as a consonant)."""
+    return "".join(c for c in word if c not in "aeiou")
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(c in it for c in short)
+
+
 def _entry_key(entry: str) -> str:
     """A list entry as the matcher sees it: normalised, lower-case, outer punctuation removed."""
     return normalize(entry.strip()).lower().strip(_STRIP_LEFT + _STRIP_RIGHT)
@@ -168,6 +192,11 @@ class Lexicon:
             by_first.setdefault(w[0], []).append(w)
         self._by_first = by_first
         self._all = list(self.words)
+        # strong entries by their consonants ("fucking" -> "fckng"), for disemvowelled spellings
+        self._skeletons: dict[str, str] = {}
+        for w in sorted(self.words, key=lambda w: (_root_rank(w), len(w), w)):
+            if self.words[w] >= 1.0 and w.isalpha() and _vowels(w):
+                self._skeletons.setdefault(_skeleton(w), w)
         self._mask_cache: dict[str, tuple[str, float] | None] = {}
 
     # -- construction ---------------------------------------------------------------------------
@@ -234,7 +263,21 @@ class Lexicon:
             self._mask_cache[core] = found
         return found
 
-    def _token_hits(self, token: str, raw_lower: str) -> list[Hit]:
+    def _disemvowelled(self, core: str) -> tuple[str, float] | None:
+        """The strong entry ``core`` spells with some of its vowels left out ("fck", "fcking", "btch").
+
+        ``core`` must keep the entry's consonants in order and drop at least one of its vowels (so
+        "shot" and "duck", with as many vowels as "shit" and "dick", never match), and the entry's
+        consonants must be three or more ("fg" is not "fag")."""
+        if len(core) < 3 or core in self.words:
+            return None
+        skeleton = _skeleton(core)
+        best = self._skeletons.get(skeleton) if len(skeleton) >= 3 else None
+        if best is None or _vowels(core) >= _vowels(best) or not _is_subsequence(core, best):
+            return None
+        return best, self.words[best]
+
+    def _token_hits(self, token: str, raw_lower: str, acronyms: frozenset[str] = frozenset()) -> list[Hit]:
         core = token.lstrip(_STRIP_LEFT).rstrip(_STRIP_RIGHT)
         wrapper = re.match(r"^([*_]+)(.+?)\1$", core)  # markdown emphasis: **bold**, _it_
         if wrapper:
@@ -257,6 +300,15 @@ class Lexicon:
                     found = self._masked(part)
                     if found:
                         return [Hit(part, found[0], found[1], True)]
+            if _STAR_SPELLED_RE.fullmatch(core):  # "f*u*c*k": the stars separate letters, they hide none
+                joined = re.sub(r"[*#]", "", core)
+                found = (joined, self.words[joined]) if self.words.get(joined, 0) > 0 else self._disemvowelled(joined)
+                if found:
+                    return [Hit(core, found[0], found[1], True)]
+        elif core.isalpha() and core not in acronyms:  # "SPC", "CNT" are acronyms, not words without vowels
+            found = self._disemvowelled(core)
+            if found:
+                return [Hit(core, found[0], found[1], True)]
         for part in re.split(r"[-'/’]+", core):  # compounds and possessives: "shit-faced", "fuck's"
             if part != core and part in self.words and self.words[part] > 0:
                 hits.append(Hit(part, part, self.words[part], not re.search(rf"(?<![a-z]){re.escape(part)}(?![a-z])", raw_lower)))
@@ -273,13 +325,14 @@ class Lexicon:
         if allowed is not text:
             text, variants = allowed, None
         raw_lower = text.lower()
+        acronyms = frozenset(w.lower() for w in _ACRONYM_RE.findall(text))
         out: list[Hit] = []
         seen_variant: set[tuple[str, str]] = set()
         for variant in variants if variants is not None else normalize_variants(text):
             low = variant.lower()
             tokens = low.split()
             for tok in tokens:
-                for h in self._token_hits(tok, raw_lower):
+                for h in self._token_hits(tok, raw_lower, acronyms):
                     if (h.token, h.word) not in seen_variant:
                         out.append(h)
                         seen_variant.add((h.token, h.word))
