@@ -258,7 +258,7 @@ def test_vendor_claims_are_compared_with_the_measured_stack(tiny_model_dir, make
 
     report = run_verify(str(tiny_model_dir), [patch.path], options=VerifyOptions(suites=("toxicity",), limit=3, max_new_tokens=4, n_boot=100))
     evals = report.to_manifest_evals()
-    assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate", "obfuscated_rate", "degenerate_rate"]
+    assert [e["metric"] for e in evals] == ["mean", "max", "safety_rate", "obfuscated_rate", "empty_rate", "degenerate_rate"]
     assert evals[0]["prompts"].startswith("built-in:toxicity:eval sha256:")
     manifest = patch.manifest.to_dict()
     manifest["evals"] = evals

@@ -211,7 +211,7 @@ def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[s
     """One prompt of a suite for the report: every column's output, scores and flags.
 
     Flags: ``loop`` (the output loops), ``masked`` (it hides an offensive word behind masking or
-    look-alike letters), ``changed`` (its verdict differs from the unpatched output's: toxic vs
+    look-alike letters), ``empty`` (no word at all: the model stopped at once), ``changed`` (its verdict differs from the unpatched output's: toxic vs
     not, refused vs not, a gender vs none).
     """
     def verdict(r: dict[str, Any]) -> tuple[Any, ...]:
@@ -225,7 +225,7 @@ def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[s
     base = records["base"][i]
     for col in columns:
         r = records[col][i]
-        f = [name for name, on in (("loop", r["degenerate"]), ("masked", bool(r["masked_hits"])),
+        f = [name for name, on in (("loop", r["degenerate"]), ("masked", bool(r["masked_hits"])), ("empty", r.get("empty")),
                                    ("changed", col != "base" and verdict(r) != verdict(base))) if on]
         if f:
             flags[col] = f

@@ -171,7 +171,8 @@ def _score_text(scores: dict[str, Any]) -> str:
 def samples_html(suite: dict[str, Any], cols: list[str]) -> str:
     """Every prompt with each column's output, per-sample scores and flags; flagged rows first.
 
-    Flags: ``loop`` (the output loops), ``masked`` (an obfuscated offensive word), ``changed``
+    Flags: ``loop`` (the output loops), ``masked`` (an obfuscated offensive word), ``empty`` (no
+    word at all), ``changed``
     (the verdict differs from the unpatched output's). Rows are grouped: any flag on the patched
     output first, then other flagged rows, then the rest, so problems are read before successes.
     """
