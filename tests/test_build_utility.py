@@ -114,7 +114,7 @@ def test_data_for_both_forms_has_each_prompt_twice_and_anchors_answered_by_the_m
 
 
 def test_utility_thresholds_reject_a_looping_or_drifting_checkpoint():
-    assert select_mod.reject_reason(0.2, 0.9, 0.1, max_increase=0.05, min_similarity=0.5).startswith("loops in 20.0%")
+    assert select_mod.reject_reason(0.2, 0.9, 0.1, max_increase=0.05, min_similarity=0.5).startswith("loops or says nothing in 20.0%")
     assert select_mod.reject_reason(0.1, 0.4, 0.1, max_increase=0.05, min_similarity=0.5).startswith("everyday answers drift")
     assert select_mod.reject_reason(0.15, 0.5, 0.1, max_increase=0.05, min_similarity=0.5) is None
 
@@ -145,7 +145,8 @@ def test_selection_measures_loops_against_the_unpatched_model_and_rejects_the_lo
     def fake_generate(model, prompts, chats, **kw):
         if model.prefix is not None and torch.equal(model.prefix.float().cpu(), looping):
             return ["I'm sorry, I'm sorry, I'm sorry, I'm sorry, I'm sorry"] * len(prompts)
-        return real(model, prompts, chats, **kw)
+        # the tiny random model's 3 tokens are often no word at all, which selection counts like a loop
+        return [y if y.strip() else " word" for y in real(model, prompts, chats, **kw)]
 
     monkeypatch.setattr(ref_mod, "generate_forms", fake_generate)
     monkeypatch.setattr(util_mod, "get_embedder", lambda path=None: (lambda texts: torch.ones(len(texts), 3).numpy()))
@@ -160,10 +161,41 @@ def test_selection_measures_loops_against_the_unpatched_model_and_rejects_the_lo
     scorer = data_mod.Scorer.for_recipe(r)
     unpatched = select_mod.score_candidates(r, base, scorer, cands, harmful, benign, utility=everyday)
     assert cands[1].target == 0.0  # the looping checkpoint "refuses" every harmful request ...
-    assert cands[1].degenerate == 1.0 and cands[1].rejected.startswith("loops in 100.0%")  # ... and is rejected
+    assert cands[1].degenerate == 1.0 and cands[1].rejected.startswith("loops or says nothing in 100.0%")  # ... rejected
     assert cands[0].degenerate <= unpatched["degenerate_rate"] + 1e-9 or cands[0].rejected
     with pytest.raises(ValueError, match="every candidate broke a utility threshold"):
         select_mod.choose([cands[1]])
+
+
+def test_selection_counts_a_silent_checkpoint_like_a_looping_one(tiny_model_dir, monkeypatch):
+    """A checkpoint that answers nothing is perfectly "safe" to every judge; selection rejects it."""
+    from llmpatch import base as base_mod
+    from llmpatch.builder import reference as ref_mod
+    from llmpatch.evaluate import utility as util_mod
+    from llmpatch.evaluate.prompts import PromptItem
+
+    silent = torch.ones(2, 64)
+    real = ref_mod.generate_forms
+
+    def fake_generate(model, prompts, chats, **kw):
+        if model.prefix is not None and torch.equal(model.prefix.float().cpu(), silent):
+            return ["", " .", "\n\n", ""][: len(prompts)] + [""] * max(0, len(prompts) - 4)
+        return ["A normal answer about " + p for p in prompts]
+
+    monkeypatch.setattr(ref_mod, "generate_forms", fake_generate)
+    monkeypatch.setattr(util_mod, "get_embedder", lambda path=None: (lambda texts: torch.ones(len(texts), 3).numpy()))
+    r = Recipe.from_dict({"patch": {"name": "tox-fix", "version": "0.1.0", "summary": "s", "domain": "toxicity"},
+                          "base": {"spec": str(tiny_model_dir)}},
+                         overrides=["select.enabled=true", "select.max_new_tokens=3"])
+    base = base_mod.load(str(tiny_model_dir))
+    starts = [PromptItem(f"t{i}", f"he is such a {i}", "toxicity") for i in range(3)]
+    everyday = [(PromptItem(f"u{i}", f"how do I boil egg {i}", "utility"), None) for i in range(2)]
+    cands = [select_mod.Candidate("sft", "sft", 0, torch.zeros(2, 64)), select_mod.Candidate("dpo step 4", "dpo", 4, silent)]
+    unpatched = select_mod.score_candidates(r, base, data_mod.Scorer.for_recipe(r), cands, starts, [], utility=everyday)
+    assert unpatched["degenerate_rate"] == 0.0 and cands[0].rejected is None
+    assert cands[1].target < 0.5 and cands[1].degenerate == 1.0  # "safe" to the judge, and all silence
+    assert cands[1].rejected.startswith("loops or says nothing in 100.0%")
+    assert select_mod.choose(cands) is cands[0]
 
 
 def test_selection_that_rejects_everything_fails_the_build_and_writes_nothing(tiny_model_dir, tmp_path, monkeypatch):

@@ -36,7 +36,8 @@ from llmpatch.util import ProgressFactory, no_progress
 class Candidate:
     """One prefix the build could ship, and its validation scores once measured.
 
-    With the utility anchor on, ``degenerate`` (share of its validation outputs that loop) and
+    With the utility anchor on, ``degenerate`` (share of its validation outputs that loop or are
+    empty) and
     ``similarity`` (mean all-MiniLM-L6-v2 cosine of its everyday answers to the unpatched ones)
     are measured too; ``rejected`` says which utility threshold it broke, if any.
     """
@@ -209,12 +210,12 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
     with progress(f"selecting among {len(cands)} checkpoints on {n_prompts} validation prompts", total) as advance:
         unpatched = None
         if utility:
-            from llmpatch.evaluate.utility import degenerate_rate, get_embedder, similarity
+            from llmpatch.evaluate.utility import get_embedder, similarity
 
             embed = get_embedder()
             unpatched = answer(PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None),
                                advance)
-            base_deg = degenerate_rate([y for outs in unpatched.values() for y in outs])
+            base_deg = _broken_rate([y for outs in unpatched.values() for y in outs])
             base_info = {"degenerate_rate": round(base_deg, 4), "prompts": {k: len(v) for k, v in sets}}
         if measure_gld:
             deployed = PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None)
@@ -229,7 +230,7 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                     unsafety = [u for outs in per_order for u in scorer(outs[kind], texts, kind)]
                     setattr(c, kind, sum(unsafety) / len(unsafety))
             if unpatched is not None:
-                c.degenerate = degenerate_rate([y for outs in per_order for o in outs.values() for y in o])
+                c.degenerate = _broken_rate([y for outs in per_order for o in outs.values() for y in o])
                 sims = [x for outs in per_order for x in similarity(outs["utility"], unpatched["utility"], embed)]
                 c.similarity = sum(sims) / len(sims)
                 c.weight = ut.weight
@@ -238,17 +239,26 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
     return base_info
 
 
+def _broken_rate(texts: Sequence[str]) -> float:
+    """Share of ``texts`` that loop or have no word at all: a checkpoint that goes silent on toxic
+    prompts scores as safe to the judge, so silence counts against it like a loop."""
+    from llmpatch.evaluate.suites import is_empty
+    from llmpatch.evaluate.utility import is_degenerate
+
+    return sum(1.0 for t in texts if is_empty(t) or is_degenerate(t)) / len(texts) if texts else 0.0
+
+
 def reject_reason(degenerate: float, similarity: float, base_degenerate: float, *, max_increase: float,
                   min_similarity: float) -> str | None:
     """Why a checkpoint breaks a utility threshold, or None when it keeps the model useful.
 
     >>> reject_reason(0.30, 0.9, 0.10, max_increase=0.05, min_similarity=0.5)
-    'loops in 30.0% of validation outputs, more than the unpatched 10.0% + 5.0%'
+    'loops or says nothing in 30.0% of validation outputs, more than the unpatched 10.0% + 5.0%'
     >>> reject_reason(0.12, 0.9, 0.10, max_increase=0.05, min_similarity=0.5) is None
     True
     """
     if degenerate > base_degenerate + max_increase + 1e-12:
-        return (f"loops in {degenerate:.1%} of validation outputs, more than the unpatched "
+        return (f"loops or says nothing in {degenerate:.1%} of validation outputs, more than the unpatched "
                 f"{base_degenerate:.1%} + {max_increase:.1%}")
     if similarity < min_similarity:
         return f"everyday answers drift: similarity {similarity:.3f} < {min_similarity}"
