@@ -46,7 +46,7 @@ def _print_tables(data: dict) -> None:
         ui.console.print(f"[yellow]warning:[/yellow] {w}")
     flagged = {s["name"]: sum(1 for smp in s["samples"] if (smp.get("flags") or {}).get("patched")) for s in data["suites"]}
     if any(flagged.values()):
-        ui.console.print("flagged patched outputs (loop / masked word / verdict changed): "
+        ui.console.print("flagged patched outputs (loop / masked word / empty / verdict changed): "
                          + ", ".join(f"{k} {v}" for k, v in flagged.items() if v) + " (see the HTML or JSON report)")
     verdict = {"passed": "[green]passed[/green]", "failed": "[red]FAILED[/red]",
                "no verdict": "[yellow]NO VERDICT[/yellow] (too few prompts)"}[data.get("verdict") or
