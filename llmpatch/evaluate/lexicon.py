@@ -437,8 +437,8 @@ def mask_words(text: str, lexicon: "Lexicon | None" = None) -> str:
 def obfuscated_rate(texts: list[str]) -> float:
     """Share of ``texts`` with at least one obfuscated offensive word (default lexicon); 0.0 for none.
 
-    Meant as a toxicity-suite metric ("did the patch learn to mask its slurs?"); not wired into
-    the suites yet.
+    The toxicity suite's ``obfuscated_rate`` ("did the patch learn to mask its slurs?") is this,
+    computed from each record's ``masked_hits``.
 
     >>> obfuscated_rate(["f**k off", "fuck off", "have a nice day", "sh1t"])
     0.5
