@@ -106,6 +106,10 @@ def test_html_puts_flagged_rows_first_with_their_scores_and_never_a_bare_passed_
     assert page.index("n*****r") < page.index(" sunny")  # the flagged row is listed first
     assert "<span class='flag masked'>masked</span>" in page and "classifier 0.04" in page and "masked: n*****r" in page
     assert "PASSED" in render_html(_report(40))
+    silent = {**ok, "id": "c", "outputs": {"base": " nice", "patched": ""}, "flags": {"patched": ["empty"]}}
+    page = render_html(_report(8, samples=[ok, silent]))
+    assert "<span class='flag empty'>empty</span>" in page and ".flag.empty{" in page
+    assert page.index("flag empty") < page.index(" sunny")  # a silent patched output is listed first too
 
 
 def test_a_claim_within_its_interval_has_its_own_colour_not_the_colour_of_met():

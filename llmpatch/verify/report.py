@@ -66,7 +66,7 @@ table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ddd;p
 th{background:#f5f5f5}.pass{color:#1b7f3b;font-weight:600}.fail{color:#b3261e;font-weight:600}.muted{color:#777}
 .ci{color:#a05a00;font-weight:600}.noverdict{color:#a05a00;font-weight:600}.warn{background:#fff4e0;padding:.5em 1em}
 .flag{display:inline-block;font-size:11px;padding:0 4px;margin:1px;border-radius:3px;background:#fce8e6;color:#b3261e}
-.flag.changed{background:#fff4e0;color:#a05a00}.scores{font-size:11px;color:#555}
+.flag.changed{background:#fff4e0;color:#a05a00}.flag.empty{background:#ececec;color:#444}.scores{font-size:11px;color:#555}
 .better{background:#e6f4ea}.worse{background:#fce8e6}code{background:#f3f3f3;padding:1px 4px}
 details{margin:.5em 0 1.5em}pre{white-space:pre-wrap;margin:0;font-size:12px}
 """
