@@ -374,6 +374,46 @@ def test_several_fallback_refusals_are_spread_over_prompts_by_their_text_and_reu
     assert [pr["rejected"] for pr in opening.pairs] == [" ".join(t.split()[:2]) for t in picked]
 
 
+def test_fixed_refusals_after_a_plain_text_prompt_start_a_paragraph_and_chat_rows_keep_them_as_written():
+    """A plain training row "How do I pick a lock?I'm sorry" (no space) is a sequence the model never
+    writes; as plain text it continues with a new paragraph, so every fixed refusal does too."""
+    from llmpatch.builder.reference import as_reply, pick_fallback
+
+    assert as_reply("No.", "Why?", chat=False) == "\n\nNo."
+    assert as_reply("No.", "Why?", chat=True) == "No."
+    assert as_reply("No.", "Why? ", chat=False) == "No." == as_reply(" No.", "Why?", chat=False).strip()
+    assert as_reply("", "Why?", chat=False) == ""
+    harm = ["How do I pick my neighbour's lock?", "How do I make a fake ID?"]
+    benign = ["How do I pick a ripe melon?", "How do I kill a stuck process?"]
+    items = ([{"id": f"h{i}", "prompt": p, "kind": "target", "reference": pick_fallback(REFUSALS, p),
+               "reference_unsafety": 0.0, "fallback": True, "samples": ["Sure, first get a tension wrench."],
+               "sample_unsafety": [1.0], "chat": chat} for i, p in enumerate(harm) for chat in (True, False)]
+             + [{"id": f"b{i}", "prompt": p, "kind": "benign", "reference": "\n\nPress it gently.",
+                 "reference_unsafety": 0.0, "fallback": False, "samples": [], "sample_unsafety": [], "chat": chat}
+                for i, p in enumerate(benign) for chat in (True, False)])
+    td = data_mod.build_sets({"items": items, "chat": "mixed"}, delta=0.5, tau=0.5, benign_contrast=True,
+                             fallback_text=REFUSALS)
+    refusals = [r for r in td.sft if r["prompt"] in harm]
+    assert len(refusals) == 4
+    for r in refusals:
+        assert r["completion"] == ("" if r["chat"] else "\n\n") + pick_fallback(REFUSALS, r["prompt"])
+    harm_pairs = [p for p in td.pairs if p["prompt"] in harm]
+    assert {p["chosen"].startswith("\n\n") for p in harm_pairs if not p["chat"]} == {True}
+    assert {p["chosen"] in REFUSALS for p in harm_pairs if p["chat"]} == {True}
+    contrast = [p for p in td.pairs if p["prompt"] in benign]
+    assert len(contrast) == 4
+    for p in contrast:  # the rejected refusal of a plain benign row is the one the patch would write there
+        assert p["rejected"] == ("" if p["chat"] else "\n\n") + pick_fallback(REFUSALS, p["prompt"])
+        assert p["chosen"] == "\n\nPress it gently."  # M's own answer is kept as M wrote it
+    on_policy, _ = data_mod.on_policy_pairs(
+        [it for it in items if it["kind"] == "target"], [{"samples": ["Sure, here is how."], "unsafety": [1.0]}] * 4,
+        delta=0.5, tau=0.5)
+    assert [p["chosen"].startswith("\n\n") for p in on_policy] == [False, True, False, True]
+    plain, _ = data_mod.on_policy_pairs([{k: v for k, v in items[0].items() if k != "chat"}],
+                                        [{"samples": ["Sure."], "unsafety": [1.0]}], delta=0.5, tau=0.5, chat=False)
+    assert plain[0]["chosen"] == "\n\n" + items[0]["reference"]
+
+
 def test_fallback_list_gives_harmful_requests_varied_refusals_and_changes_the_data_key(
         tiny_model_dir, tmp_path, monkeypatch, build_home):
     from llmpatch.builder.reference import pick_fallback

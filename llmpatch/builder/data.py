@@ -389,6 +389,11 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     base_u: list[float] = []
     mixed = any("chat" in it for it in data["items"])
 
+    from llmpatch.builder.reference import as_reply, pick_fallback
+
+    def reply(it: dict[str, Any], text: str) -> str:  # a fixed refusal after a plain-text prompt starts a paragraph
+        return as_reply(text, it["prompt"], bool(it.get("chat", data["chat"])))
+
     def row(it: dict[str, Any], **fields: str) -> dict[str, Any]:
         r: dict[str, Any] = {"prompt": it["prompt"], **fields}
         if mixed:
@@ -396,6 +401,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         return r
 
     for it in data["items"]:
+        ref = reply(it, it["reference"]) if it.get("fallback") else it["reference"]
         if it["kind"] == "anchor":
             if utility is None:
                 continue
@@ -403,15 +409,13 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             if it.get("degenerate") or it["reference_unsafety"] > tau or not it["reference"].strip():
                 counts["anchors_dropped"] += 1
                 continue
-            sft.extend([row(it, completion=it["reference"])] * utility.repeat)
+            sft.extend([row(it, completion=ref)] * utility.repeat)
             counts["anchor_rows"] += utility.repeat
             if utility.degenerate_pairs:
-                pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
+                pairs.append(row(it, chosen=ref, rejected=make_loop(it["reference"])))
                 counts["degenerate_pairs"] += 1
             if utility.refusal_pairs:
-                from llmpatch.builder.reference import pick_fallback
-
-                pairs.append(row(it, chosen=it["reference"], rejected=pick_fallback(fallback_text, it["prompt"])))
+                pairs.append(row(it, chosen=ref, rejected=reply(it, pick_fallback(fallback_text, it["prompt"]))))
                 counts["refusal_pairs"] += 1
             continue
         benign = it["kind"] == "benign"
@@ -420,14 +424,14 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         ru = it["reference_unsafety"]
         base_u.extend(it["sample_unsafety"])
         if ru <= tau:
-            sft.extend([row(it, completion=it["reference"])] * (benign_repeat if benign else 1))
+            sft.extend([row(it, completion=ref)] * (benign_repeat if benign else 1))
         for y, u in zip(it["samples"], it["sample_unsafety"]):
             counts["candidates"] += 1
             verdict = pair_verdict(it["reference"], ru, y, u, delta=delta, tau=tau)
             if verdict != "kept":
                 counts[verdict] += 1
             else:
-                pairs.append(row(it, chosen=it["reference"], rejected=y))
+                pairs.append(row(it, chosen=ref, rejected=y))
                 margins.append(u - ru)
                 chosen_u.append(ru)
                 rejected_u.append(u)
@@ -436,20 +440,20 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
 
                     swapped = swap_gender(y)
                     if swapped != y:
-                        pairs.append(row(it, chosen=it["reference"], rejected=swapped))
+                        pairs.append(row(it, chosen=ref, rejected=swapped))
                         counts["swapped_pairs"] = counts.get("swapped_pairs", 0) + 1
                 if masked_twins:
                     twin = masked_twin(y)
                     if twin is not None:
-                        pairs.append(row(it, chosen=it["reference"], rejected=twin))
+                        pairs.append(row(it, chosen=ref, rejected=twin))
                         counts["masked_pairs"] = counts.get("masked_pairs", 0) + 1
-        rejected_refusal = contrast_refusal(fallback_text, contrast_words, it["prompt"]) if benign else ""
+        rejected_refusal = reply(it, contrast_refusal(fallback_text, contrast_words, it["prompt"])) if benign else ""
         if benign and benign_contrast and ru <= tau and rejected_refusal:
-            pairs.append(row(it, chosen=it["reference"], rejected=rejected_refusal))
+            pairs.append(row(it, chosen=ref, rejected=rejected_refusal))
             counts["contrast_pairs"] += 1
         if (utility is not None and not benign and not it["fallback"] and ru <= tau
                 and _share(it["prompt"] + str(it.get("chat", "")), utility.target_degenerate_share)):
-            pairs.append(row(it, chosen=it["reference"], rejected=make_loop(it["reference"])))
+            pairs.append(row(it, chosen=ref, rejected=make_loop(it["reference"])))
             counts["degenerate_pairs"] += 1
     extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
              + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0))
@@ -531,14 +535,18 @@ def sample_on_policy(model: PatchedModel, scorer: Scorer, items: Sequence[dict[s
 
 
 def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], *, delta: float,
-                    tau: float, masked_twins: bool = False) -> tuple[list[dict[str, str]], dict[str, Any]]:
+                    tau: float, masked_twins: bool = False, chat: Any = True) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """DPO pairs (chosen M', rejected the SFT-patched model's answer) that pass the same filters.
 
     These are the patch's own mistakes after SFT: harmful requests it still complies with and
     benign ones it now refuses, so DPO pushes against what the patch actually does rather than
     only against M's answers and one fixed refusal. Duplicate answers to a prompt count once.
     ``masked_twins``: as in :func:`build_sets`, a kept pair also rejects its answer's masked copy.
+    ``chat``: the form of items without their own ``chat`` (a fallback refusal after a plain-text
+    prompt starts a paragraph, as in :func:`build_sets`).
     """
+    from llmpatch.builder.reference import as_reply
+
     pairs: list[dict[str, str]] = []
     stats = {"answers": 0, "kept": 0, "kept_target": 0, "kept_benign": 0, "unsafe_reference": 0, "small_margin": 0,
              "duplicates": 0, "greedy_unsafe_target": 0, "greedy_refused_benign": 0, "targets": 0, "benign": 0}
@@ -560,7 +568,9 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
             if verdict != "kept":
                 stats[verdict] += 1
                 continue
-            pair = {"prompt": it["prompt"], "chosen": it["reference"], "rejected": y}
+            chosen = (as_reply(it["reference"], it["prompt"], bool(it.get("chat", chat))) if it.get("fallback")
+                      else it["reference"])
+            pair = {"prompt": it["prompt"], "chosen": chosen, "rejected": y}
             if "chat" in it:
                 pair["chat"] = it["chat"]
             pairs.append(pair)

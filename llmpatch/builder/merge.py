@@ -542,7 +542,7 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
     Everyday prompts (the utility anchor) then add the unpatched answers ``utility.repeat`` times,
     their loop pairs and, with ``utility.refusal_pairs``, pairs preferring them over a refusal.
     """
-    from llmpatch.builder.reference import pick_fallback
+    from llmpatch.builder.reference import as_reply, pick_fallback
     from llmpatch.evaluate.utility import is_degenerate
 
     def usable(text: str) -> bool:
@@ -577,7 +577,7 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
                     rejected = y
                 else:
                     s["contrast_pairs"] += 1
-                    rejected = pick_fallback(fallback, r["prompt"])
+                    rejected = as_reply(pick_fallback(fallback, r["prompt"]), r["prompt"], bool(r["chat"]))
                 if rejected.strip() and rejected.strip() != answer.strip():
                     pairs.append({"prompt": r["prompt"], "chosen": answer, "rejected": rejected, "chat": r["chat"]})
                     s["pairs"] += 1
@@ -622,8 +622,8 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
             pairs.append({"prompt": r["prompt"], "chosen": y, "rejected": data_mod.make_loop(y), "chat": r["chat"]})
             a["degenerate_pairs"] += 1
         if ut.refusal_pairs:
-            pairs.append({"prompt": r["prompt"], "chosen": y, "rejected": pick_fallback(fallback, r["prompt"]),
-                          "chat": r["chat"]})
+            pairs.append({"prompt": r["prompt"], "chosen": y, "chat": r["chat"],
+                          "rejected": as_reply(pick_fallback(fallback, r["prompt"]), r["prompt"], bool(r["chat"]))})
             a["refusal_pairs"] += 1
     stats["utility_anchor"] = a
     stats.update(sft_rows=len(sft), pairs=len(pairs), sft="sha256:" + json_sha256(sft), pairs_digest="sha256:" + json_sha256(pairs))

@@ -196,7 +196,7 @@ def _on_policy_pairs(recipe: Recipe, base: Any, scorer: data_mod.Scorer, data: d
                                             progress=progress)
         atomic.write_json(path, {"key": key, "answers": answers}, durable=False)
     pairs, stats = data_mod.on_policy_pairs(data["items"], answers, delta=pr.delta, tau=pr.tau,
-                                            masked_twins=bool(pr.masked_twins))
+                                            masked_twins=bool(pr.masked_twins), chat=data["chat"])
     digest = "sha256:" + json_sha256(pairs)
     return pairs, {"per_prompt": n, "cached": cached, **stats, "pairs_digest": digest}
 

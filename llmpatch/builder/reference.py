@@ -56,6 +56,23 @@ def pick_fallback(value: str | Sequence[str] | None, prompt: str) -> str:
     return texts[int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big") % len(texts)]
 
 
+def as_reply(text: str, prompt: str, chat: bool) -> str:
+    """A fixed reply (a fallback refusal) in the form of its prompt: after a plain-text prompt that
+    does not end in white space it starts a new paragraph, as a model continuing the text would.
+
+    >>> as_reply("I can't help with that.", "How do I pick a lock?", chat=False)
+    "\\n\\nI can't help with that."
+    >>> as_reply("I can't help with that.", "How do I pick a lock?", chat=True)
+    "I can't help with that."
+
+    Without it a plain training row reads "...a lock?I can't help" (no space), a token sequence the
+    model never writes itself.
+    """
+    if chat or not text or text[:1].isspace() or not prompt or prompt[-1:].isspace():
+        return text
+    return "\n\n" + text
+
+
 class ReferencePolicy(Protocol):
     """Answers prompts the way the patched model should."""
 
