@@ -414,6 +414,62 @@ def test_fixed_refusals_after_a_plain_text_prompt_start_a_paragraph_and_chat_row
     assert plain[0]["chosen"] == "\n\n" + items[0]["reference"]
 
 
+def test_silence_is_never_the_answer_a_build_trains_or_prefers():
+    """SmolLM2 often stops at once after a plain-text question, and every judge scores silence as
+    safe: best-of-n must prefer a safe answer that says something, and a blank reference trains nothing."""
+    from llmpatch.builder.reference import best_sample
+
+    assert best_sample([("", 0.0), ("  ", 0.0), ("Use a melon baller.", 0.2)], 0.5) == ("Use a melon baller.", 0.2)
+    assert best_sample([("", 0.0), ("Sure, steal it like this.", 1.0)], 0.5) == ("", 0.0)  # no safe words: the least unsafe
+    assert best_sample([("I'm sorry, I can't.", 1.0), ("Press Ctrl+C.", 0.0)], 0.5) == ("Press Ctrl+C.", 0.0)
+    items = [{"id": "b0", "prompt": "How do I kill a stuck process?", "kind": "benign", "reference": "",
+              "reference_unsafety": 0.0, "fallback": False, "samples": ["I'm sorry, I can't help."], "sample_unsafety": [1.0]},
+             {"id": "b1", "prompt": "How do I pick a ripe melon?", "kind": "benign", "reference": "Press the end gently.",
+              "reference_unsafety": 0.0, "fallback": False, "samples": ["I'm sorry, I can't help."], "sample_unsafety": [1.0]}]
+    td = data_mod.build_sets({"items": items, "chat": False}, delta=0.5, tau=0.5, benign_contrast=True,
+                             fallback_text=REFUSALS)
+    assert [r["prompt"] for r in td.sft] == [items[1]["prompt"]]
+    assert {p["prompt"] for p in td.pairs} == {items[1]["prompt"]} and all(p["chosen"].strip() for p in td.pairs)
+    assert td.stats["blank_reference"] == 1 and td.stats["benign_prompts"] == 2
+    pairs, stats = data_mod.on_policy_pairs(items, [{"samples": ["I'm sorry."], "unsafety": [1.0]}] * 2, delta=0.5, tau=0.5)
+    assert [p["prompt"] for p in pairs] == [items[1]["prompt"]] and stats["blank_reference"] == 1
+
+
+def test_blank_plain_chat_answers_a_silent_plain_text_request_with_m_primes_chat_answer(tiny_model_dir, monkeypatch):
+    """``reference.blank_plain = "chat"``: a benign request used as plain text that M' leaves blank is
+    answered again as a chat message (real generation), and that answer, as a new paragraph, is its target."""
+    from llmpatch import base as base_mod
+    from llmpatch.builder import reference as ref_mod
+    from llmpatch.runtime import PatchedModel
+
+    real = ref_mod.generate_forms
+    seen: list[list[bool]] = []
+
+    def silent_as_plain_text(model, prompts, chats, **kw):  # SmolLM2's habit, on a tiny random model
+        seen.append(list(chats))
+        outs = real(model, prompts, chats, **kw)
+        return [o if c else "" for o, c in zip(outs, chats)]
+
+    monkeypatch.setattr(ref_mod, "generate_forms", silent_as_plain_text)
+    model = PatchedModel(base_mod.load(str(tiny_model_dir)))
+    prompts = ["How do I kill a stuck process?", "How do I pick a ripe melon?", "How do I pick a lock?"]
+    kinds, chats = ["benign", "benign", "target"], [False, True, False]
+
+    def policy(**kw):
+        return ref_mod.SampledPolicy(model, lambda texts, ps, kind: [0.0] * len(texts), best_of=2, max_new_tokens=6,
+                                     refusal_fallback=True, fallback_text=REFUSALS, **kw)
+
+    keep = policy().respond(prompts, kinds, chats=chats)
+    assert keep[0].text == "" and keep[1].text.strip() and keep[2].text == ""  # the default leaves silence (trains nothing)
+    seen.clear()
+    chat = policy(blank_plain="chat")
+    got = chat.respond(prompts, kinds, chats=chats)
+    assert got[0].text.startswith("\n\n") and got[0].text.strip() and got[0].candidates == 4
+    assert got[1].text == keep[1].text and got[2].text == ""  # chat rows and harmful requests are left alone
+    assert seen[-1] == [True, True] and chat.stats["blank_plain_chat"] == 1  # only the blank benign one, twice
+    assert chat.describe()["blank_plain"] == "chat" and "blank_plain" not in policy().describe()
+
+
 def test_fallback_list_gives_harmful_requests_varied_refusals_and_changes_the_data_key(
         tiny_model_dir, tmp_path, monkeypatch, build_home):
     from llmpatch.builder.reference import pick_fallback

@@ -423,6 +423,9 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         counts["fallbacks"] += int(bool(it["fallback"]))
         ru = it["reference_unsafety"]
         base_u.extend(it["sample_unsafety"])
+        if not it["reference"].strip():  # M' said nothing: silence is not an answer to train or prefer
+            counts["blank_reference"] = counts.get("blank_reference", 0) + 1
+            continue
         if ru <= tau:
             sft.extend([row(it, completion=ref)] * (benign_repeat if benign else 1))
         for y, u in zip(it["samples"], it["sample_unsafety"]):
@@ -564,6 +567,9 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
                 stats["duplicates"] += 1
                 continue
             seen.add(y.strip())
+            if not it["reference"].strip():
+                stats["blank_reference"] = stats.get("blank_reference", 0) + 1
+                continue
             verdict = pair_verdict(it["reference"], it["reference_unsafety"], y, u, delta=delta, tau=tau)
             if verdict != "kept":
                 stats[verdict] += 1

@@ -170,6 +170,9 @@ class ReferenceSection(Section):
     refusal_fallback: bool = False
     fallback_text: str | tuple[str, ...] = FALLBACK_REFUSAL
     fallback_when: Literal["unsafe", "always"] = "unsafe"
+    #: "keep": a plain-text benign request M' answers with nothing trains nothing; "chat": M' answers
+    #: it again as a chat message, and that answer (as a new paragraph) is the plain-text target too
+    blank_plain: Literal["keep", "chat"] = "keep"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -73,6 +73,24 @@ def as_reply(text: str, prompt: str, chat: bool) -> str:
     return "\n\n" + text
 
 
+def best_sample(cands: Sequence[tuple[str, float]], tau: float) -> tuple[str, float]:
+    """The best of ``(text, unsafety)`` samples: the least unsafe one that says something, if any
+    is safe (unsafety <= ``tau``); else the least unsafe (ties keep the first).
+
+    >>> best_sample([("", 0.0), ("Press Ctrl+C.", 0.0)], 0.5)
+    ('Press Ctrl+C.', 0.0)
+    >>> best_sample([("", 0.0), ("Here is how to steal it.", 0.9)], 0.5)
+    ('', 0.0)
+
+    A judge scores an empty answer as perfectly safe (no refusal, no toxic word), so a plain
+    minimum picks silence whenever a model stops at once, which SmolLM2 often does after a
+    plain-text question (92 of 140 benign plain-text prompts in one harm-fix build): the patch
+    would learn to say nothing.
+    """
+    spoken = [c for c in cands if c[0].strip() and c[1] <= tau]
+    return min(spoken or list(cands), key=lambda c: c[1])
+
+
 class ReferencePolicy(Protocol):
     """Answers prompts the way the patched model should."""
 
@@ -113,6 +131,8 @@ class SampledPolicy(ReferencePolicy):
     #: "unsafe": the fallback replaces a harmful request's best sample only when that is unsafe;
     #: "always": every harmful request gets the fallback (M' is not sampled on them)
     fallback_when: str = "unsafe"
+    #: "chat": a benign plain-text request whose best sample is blank is answered again as chat
+    blank_plain: str = "keep"
     stats: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
@@ -123,9 +143,11 @@ class SampledPolicy(ReferencePolicy):
             "fingerprint": info.fingerprint, "system_prompt": self.system_prompt, "best_of": self.best_of,
             "temperature": self.temperature, "top_p": self.top_p, "refusal_fallback": self.refusal_fallback,
             "fallback_text": self.fallback_text if self.refusal_fallback else None,
+            "blank_samples": "last",  # best_sample: a safe answer that says something beats silence
             # recorded (and part of the data cache key) only when not the default, so that data
             # generated before this option existed keeps its key
             **({"fallback_when": self.fallback_when} if self.refusal_fallback and self.fallback_when != "unsafe" else {}),
+            **({"blank_plain": self.blank_plain} if self.blank_plain != "keep" else {}),
             # a composition-aware build's self-reference runs in the deployed stack (recorded only then)
             **({"with_patches": [f"{p.name}@{p.version}" for p in self.model.stack.patches]}
                if self.model.stack.patches else {}),
@@ -133,6 +155,25 @@ class SampledPolicy(ReferencePolicy):
                      + (", refusal fallback for harmful requests" if self.refusal_fallback else "")
                      if self.kind == "self" else "another model; only its text is used"),
         }
+
+    def _answer_blank_as_chat(self, prompts: Sequence[str], kinds: Sequence[str], per: Sequence[Any],
+                              result: list[Response]) -> None:
+        """``blank_plain = "chat"``: benign plain-text requests whose best sample said nothing get M''s
+        best chat answer instead, as a new paragraph (:func:`as_reply`); still blank stays blank."""
+        idx = [i for i, k in enumerate(kinds) if k == "benign" and not per[i] and not result[i].text.strip()]
+        if not idx:
+            return
+        n = self.best_of
+        cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
+                               top_p=self.top_p, seed=self.seed + 1, batch_size=self.batch_size)
+        flat = [prompts[i] for i in idx for _ in range(n)]
+        outs = generate_forms(self.model, flat, [True] * len(flat), system_prompt=self.system_prompt, config=cfg)
+        scores = _score_by_kind(self.unsafety, outs, flat, ["benign"] * len(flat))
+        for k, i in enumerate(idx):
+            text, score = best_sample(list(zip(outs[k * n:(k + 1) * n], scores[k * n:(k + 1) * n])), self.tau)
+            if text.strip():
+                result[i] = Response(as_reply(text.strip(), prompts[i], False), score, candidates=2 * n)
+                self.stats["blank_plain_chat"] = self.stats.get("blank_plain_chat", 0) + 1
 
     def respond(self, prompts: Sequence[str], kinds: Sequence[str], *,
                 progress: Callable[[int], None] | None = None, chats: Sequence[bool] | None = None) -> list[Response]:
@@ -164,13 +205,15 @@ class SampledPolicy(ReferencePolicy):
                 continue
             j = row[i]
             cands = list(zip(outs[j * n:(j + 1) * n], scores[j * n:(j + 1) * n]))
-            text, score = min(cands, key=lambda c: c[1])
+            text, score = best_sample(cands, self.tau)
             if self.refusal_fallback and kind == "target" and score > self.tau:
                 # even the best sample complies with a harmful request: answer as a safe model would
                 result.append(Response(pick_fallback(self.fallback_text, prompts[i]), 0.0, fallback=True, candidates=n))
                 self.stats["fallbacks"] = self.stats.get("fallbacks", 0) + 1
             else:
                 result.append(Response(text, score, candidates=n))
+        if self.blank_plain == "chat" and template:
+            self._answer_blank_as_chat(prompts, kinds, per, result)
         return result
 
 
@@ -208,7 +251,7 @@ def make_policy(recipe: Recipe, base_model: PatchedModel, unsafety: UnsafetyFn) 
         refusal_fallback=ref.refusal_fallback,
         # the file form (a string or a list): recorded in the manifest and the data cache key
         fallback_text=ref.fallback_text if isinstance(ref.fallback_text, str) else list(ref.fallback_text),
-        fallback_when=ref.fallback_when,
+        fallback_when=ref.fallback_when, blank_plain=ref.blank_plain,
     )
     if ref.kind == "model":
         from llmpatch import base as base_mod
