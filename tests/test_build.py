@@ -51,6 +51,25 @@ def built(tiny_model_dir, tmp_path_factory, build_home):
         return build(recipe(tiny_model_dir, eval_enabled=True), out, report_dir=out.parent / "report")
 
 
+def test_a_two_form_recipe_is_also_evaluated_in_the_form_each_suite_does_not_use(tiny_model_dir, tmp_path, monkeypatch,
+                                                                                  build_home):
+    """generation.chat = "mixed" trains requests as chat and as plain text, so the build evaluates both:
+    harm-fix 1.4.0 (chat only) refused 74% of held-out harmful requests as chat and 26% as plain text."""
+    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    out = tmp_path / "harm-fix"
+    res = build(recipe(tiny_model_dir, 'generation.chat="mixed"', eval_enabled=True), out, report_dir=tmp_path / "report")
+    assert set(res.form_reports) == {"plain"}
+    plain = res.form_reports["plain"]
+    assert [s.name for s in plain.suites] == ["harmfulness"] and plain.suites[0].chat is False
+    assert res.report.suites[0].chat is True  # the default evaluation is unchanged
+    on_disk = json.loads((tmp_path / "report" / "verify-plain.json").read_text())
+    assert on_disk["suites"][0]["chat"] is False
+    summary = json.loads((tmp_path / "report" / "build.json").read_text())
+    assert {e["metric"] for e in summary["other_forms"]["plain"]} >= {"refusal_rate"}
+    one_form = build(recipe(tiny_model_dir, eval_enabled=True), tmp_path / "one", report_dir=tmp_path / "r1")
+    assert one_form.form_reports == {} and not (tmp_path / "r1" / "verify-plain.json").exists()
+
+
 def test_sft_lowers_its_loss(built):
     rows = json.loads((built.out_dir.parent / "report" / "curves.json").read_text())["curves"]["sft"]
     assert len(rows) >= 4

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from llmpatch import __version__, paths
 from llmpatch.builder import data as data_mod
@@ -62,6 +62,9 @@ class BuildResult:
     stacks: list[Any] = field(default_factory=list)
     #: and each stack's full report, by order (``verify-stack-<order>.json`` in the report directory)
     stack_reports: dict[str, VerifyReport] = field(default_factory=dict)
+    #: a recipe that trains both forms (``generation.chat = "both"``/``"mixed"``): the patch alone
+    #: evaluated in the form each suite does not use by default, by form (``verify-<form>.json``)
+    form_reports: dict[str, VerifyReport] = field(default_factory=dict)
 
     @property
     def stage(self) -> str:
@@ -80,7 +83,9 @@ class BuildResult:
                           "num_virtual_tokens": m.num_virtual_tokens, "payload_sha256": self.patch.payload_sha256},
                 "pairs": self.stats, "training": self.training, "evals": [e.to_dict() for e in self.evals], "curves": self.curves,
                 "timing": self.timing, "data_cached": self.data_cached, "work_dir": str(self.work_dir),
-                "selection": self.selection, **({"stacks": [st.to_dict() for st in self.stacks]} if self.stacks else {})}
+                "selection": self.selection, **({"stacks": [st.to_dict() for st in self.stacks]} if self.stacks else {}),
+                **({"other_forms": {form: [e.to_dict() for e in rep.eval_claims()] for form, rep in self.form_reports.items()}}
+                   if self.form_reports else {})}
 
 
 # -- pre-flight checks ------------------------------------------------------------------------
@@ -213,12 +218,33 @@ def evaluate_staged(work: Path, embeddings: Any, meta: dict[str, Any], evaluate:
         shutil.rmtree(stage_root, ignore_errors=True)
 
 
+def other_forms(recipe: Recipe, suites: Sequence[str]) -> list[tuple[str, bool, list[str]]]:
+    """``(form, chat, suites)`` for the evaluation a two-form recipe also gets: each suite in the
+    form it does not use by default (toxicity continues text, so ``chat``; the others are requests,
+    so ``plain``). Empty for a one-form recipe.
+
+    >>> r = Recipe.from_dict({"patch": {"name": "h", "version": "1.0.0", "summary": "s", "domain": "harmfulness"},
+    ...                       "base": {"spec": "default"}}, overrides=['generation.chat="mixed"'])
+    >>> other_forms(r, ["harmfulness", "utility", "toxicity"])
+    [('plain', False, ['harmfulness', 'utility']), ('chat', True, ['toxicity'])]
+    """
+    from llmpatch.evaluate.prompts import canonical_suite
+
+    if recipe.generation.chat not in ("both", "mixed"):
+        return []
+    plain = [s for s in suites if canonical_suite(s) != "toxicity"]
+    chat = [s for s in suites if canonical_suite(s) == "toxicity"]
+    return [(form, c, ss) for form, c, ss in (("plain", False, plain), ("chat", True, chat)) if ss]
+
+
 def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory | None = None,
-                   stack: list[Path] | None = None, suites: list[str] | None = None) -> VerifyReport:
+                   stack: list[Path] | None = None, suites: list[str] | None = None,
+                   chat: bool | None = None) -> VerifyReport:
     """Run the domain's suites on held-out prompts: unpatched, system-prompt baseline, patched.
 
     ``stack`` (a composition-aware build): evaluate that whole stack (patch directories in order)
     instead of the patch alone, on ``suites``; ``eval.prompts`` sources for suites not run are skipped.
+    ``chat``: every suite in that form (None: each suite's own, as ``llmpatch verify`` does).
     """
     from llmpatch.evaluate.prompts import canonical_suite
     from llmpatch.evaluate.run import VerifyOptions, run_suites
@@ -226,13 +252,14 @@ def evaluate_patch(recipe: Recipe, patch_dir: Path, *, progress: ProgressFactory
     ev = recipe.eval
     run = list(suites or ev.suites)
     sources = {k: v for k, v in (ev.prompts or {}).items() if v not in ("builtin", "default")}
-    if recipe.compose is not None:  # sources may name the co-patches' suites, run only on the stacks
+    if recipe.compose is not None or suites:  # sources may name suites not run here (the co-patches', another form's)
         sources = {k: v for k, v in sources.items() if canonical_suite(k) in {canonical_suite(x) for x in run}}
     eval_src = (recipe.prompts.eval or ("builtin",))[0]
     if eval_src not in ("builtin", "default"):
         sources[recipe.domain] = eval_src
     opts = VerifyOptions(suites=tuple(run), sources=sources, split="eval", limit=ev.limit,
-                         batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000)
+                         batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, seed=recipe.seeds.data, n_boot=1000,
+                         chat=chat)
     system_prompt = ev.system_prompt or recipe.reference.system_prompt
     report, _ = run_suites(recipe.base.spec, stack or [patch_dir], system_prompt=system_prompt, options=opts,
                            progress=progress)
@@ -372,11 +399,14 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     evals: list[EvalClaim] = []
     stacks: list[Any] = []
     stack_reports: dict[str, VerifyReport] = {}
+    form_reports: dict[str, VerifyReport] = {}
     if recipe.eval.enabled:
         t0 = time.monotonic()
         def evaluate_all(staged: Path) -> VerifyReport:
             nonlocal stacks, stack_reports
             solo = evaluate_patch(recipe, staged, progress=progress)
+            for form, chat, suites in other_forms(recipe, [s.name for s in solo.suites]):
+                form_reports[form] = evaluate_patch(recipe, staged, progress=progress, suites=suites, chat=chat)
             if costack is not None:  # after the solo run: the unpatched columns come from its cache
                 stacks, stack_reports = _evaluate_stacks(recipe, costack, staged, progress)
             return solo
@@ -390,7 +420,7 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
     timing["total_s"] = round(time.monotonic() - started, 1)
     res = BuildResult(work, td.stats, data["key"], bool(data["cached"]), patch=patch, out_dir=out,
                       training=build_info["training"], evals=evals, report=report, curves=curves, timing=timing,
-                      selection=selection, stacks=stacks, stack_reports=stack_reports)
+                      selection=selection, stacks=stacks, stack_reports=stack_reports, form_reports=form_reports)
     if report_dir:
         _write_report(Path(report_dir), res, recipe)
     return res
@@ -430,6 +460,8 @@ def _write_report(report_dir: Path, res: BuildResult, recipe: Recipe) -> None:
     d["recipe"] = recipe.to_dict()
     d["work_dir"] = None  # a local path: not useful in a committed results file
     write_report_json(report_dir, "build.json", d, res.report)
+    for form, rep in res.form_reports.items():
+        (report_dir / f"verify-{form}.json").write_text(json.dumps(rep.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
     for order, rep in res.stack_reports.items():
         (report_dir / f"verify-stack-{order}.json").write_text(
             json.dumps(rep.to_dict(), indent=1, sort_keys=True, default=str) + "\n")

@@ -136,6 +136,12 @@ def register(cli: click.Group) -> None:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
                       for e in result.evals])
+        for form, rep in result.form_reports.items():
+            ui.table(f"held-out evaluation, every suite as {'plain text' if form == 'plain' else 'chat'} "
+                     f"(the recipe trains both forms; verify-{form}.json)",
+                     ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
+                     [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
+                      for e in rep.eval_claims()])
         for st in result.stacks:
             ui.table(f"held-out evaluation of the stack {st.label(recipe.patch.name, recipe.patch.version)} "
                      f"({st.describe()})", ["suite", "metric", "better", "unpatched", "system prompt", "stack"],
