@@ -53,7 +53,7 @@ def evals(name: str) -> dict[tuple[str, str], dict]:
 
 #: Recipe fields newer than the committed patches, with the default that means "as before".
 ADDED_SINCE = {"dpo": {"sft_weight": 0.0}, "pairs": {"contrast_words": 0, "on_policy": 0},
-               "sft": {"benign_repeat": 1}, "reference": {"fallback_when": "unsafe"}}
+               "sft": {"benign_repeat": 1}, "reference": {"fallback_when": "unsafe", "blank_plain": "keep"}}
 
 
 @pytest.mark.parametrize("name", NAMES)
