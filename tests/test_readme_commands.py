@@ -379,16 +379,16 @@ def _history(qs, cmd):
     assert "harm-fix@1.4.0 -> tox-fix@1.1.0" in out
 
 
-@case("llmpatch build examples/recipes/harm-fix.toml -o harm-fix-1.4")
+@case("llmpatch build examples/recipes/harm-fix.toml -o harm-fix-1.6")
 def _build_compose_check(qs, cmd):
-    shutil.rmtree(qs.project / "harm-fix-1.4", ignore_errors=True)
+    shutil.rmtree(qs.project / "harm-fix-1.6", ignore_errors=True)
     out = " ".join(qs.run(cmd, "--check").stdout.split())
-    assert "recipe examples/recipes/harm-fix.toml is valid" in out and "patch harm-fix 1.4.0" in out
+    assert "recipe examples/recipes/harm-fix.toml is valid" in out and "patch harm-fix 1.6.0" in out
     assert "co-patches verified" in out and "tox-fix 1.1.0" in out  # trained in a stack with tox-fix, as the comment says
-    assert not (qs.project / "harm-fix-1.4").exists()
+    assert not (qs.project / "harm-fix-1.6").exists()
 
 
-@case("llmpatch merge examples/patches/tox-fix-1.1.0 examples/patches/harm-fix -o safety --name safety-merged")
+@case("llmpatch merge examples/patches/tox-fix-1.1.0 examples/patches/harm-fix-1.4.0 -o safety --name safety-merged")
 def _merge_dry_run(qs, cmd):
     out = qs.run(cmd, "--dry-run").stdout
     assert "merge plan: safety-merged 1.0.0 -> safety (nothing trained or written)" in out
@@ -402,7 +402,7 @@ def _install_prefer_merged(qs, cmd):
     from llmpatch.registry import open_registry
 
     if "safety-merged" not in open_registry(str(qs.registry)).index().names():
-        tox, harm = (read_patch(ROOT / "examples" / "patches" / n) for n in ("tox-fix-1.1.0", "harm-fix"))
+        tox, harm = (read_patch(ROOT / "examples" / "patches" / n) for n in ("tox-fix-1.1.0", "harm-fix-1.4.0"))
         standin = write_patch(qs.project / "out" / "safety-merged", tox.embeddings, name="safety-merged", version="1.0.0",
                               summary="test stand-in for `llmpatch merge` output (tox-fix's weights)",
                               domains=["toxicity", "harmfulness"], base=tox.manifest.base, provides=[
