@@ -51,11 +51,10 @@ def built(tiny_model_dir, tmp_path_factory, build_home):
         return build(recipe(tiny_model_dir, eval_enabled=True), out, report_dir=out.parent / "report")
 
 
-def test_a_two_form_recipe_is_also_evaluated_in_the_form_each_suite_does_not_use(tiny_model_dir, tmp_path, monkeypatch,
-                                                                                  build_home):
+def test_a_two_form_recipe_is_also_evaluated_in_the_form_each_suite_does_not_use(tiny_model_dir, tmp_path, monkeypatch):
     """generation.chat = "mixed" trains requests as chat and as plain text, so the build evaluates both:
     harm-fix 1.4.0 (chat only) refused 74% of held-out harmful requests as chat and 26% as plain text."""
-    monkeypatch.setenv("LLMPATCH_HOME", str(build_home))
+    monkeypatch.setenv("LLMPATCH_HOME", str(tmp_path / "home"))  # not the module's: `built` must build from scratch
     out = tmp_path / "harm-fix"
     res = build(recipe(tiny_model_dir, 'generation.chat="mixed"', eval_enabled=True), out, report_dir=tmp_path / "report")
     assert set(res.form_reports) == {"plain"}
