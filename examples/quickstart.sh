@@ -104,12 +104,12 @@ if [ -d "$ROOT/examples/patches/harm-fix" ]; then
   else
     echo "the gate refused the naive stack and rolled back to the previous generation (see above)"
   fi
-  # harm-fix 1.4.0 was trained and evaluated alone and with tox-fix 1.1.0 in the stack, in both
-  # orders: its manifest records those stacks (payload digests, evals). The environment now holds
-  # tox-fix 1.2.0, whose payload is not the one harm-fix 1.4.0 was tested with, so install says that
-  # this exact stack was not evaluated together, and the gate measures it before keeping it.
-  llmpatch show harm-fix@1.4.0 --registry "$REG" | grep -i "tested with" || true
-  if llmpatch install harm-fix@1.4.0 --position 1 --verify --verify-limit 12; then
+  # harm-fix 1.6.0 was trained and evaluated alone and with tox-fix 1.1.0 in the stack, in both
+  # orders, as chat and as plain text: its manifest records those stacks (payload digests, evals).
+  # The environment now holds tox-fix 1.2.0, whose payload is not the one harm-fix 1.6.0 was tested
+  # with, so install says that this exact stack was not evaluated together, and the gate measures it.
+  llmpatch show harm-fix@1.6.0 --registry "$REG" | grep -i "tested with" || true
+  if llmpatch install harm-fix@1.6.0 --position 1 --verify --verify-limit 12; then
     echo "the stack with the composition-aware harm-fix passed the gate and stays installed"
   else
     echo "the gate refused the stack with the composition-aware harm-fix too and rolled back (see above)"
