@@ -42,19 +42,28 @@ class TrainPrompt:
     chat: bool | None = None
 
 
-def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False, text: str = "") -> list[bool | None]:
+def prompt_forms(form: Any, chat: bool | str, *, anchor: bool = False, text: str = "",
+                 plain_requests: bool = False) -> list[bool | None]:
     """How a prompt whose file row says ``form`` is used under ``generation.chat``.
 
     >>> prompt_forms(None, True), prompt_forms("continuation", "both"), prompt_forms("chat", "both")
     ([None], [True, False], [True])
     >>> prompt_forms("chat", "mixed"), prompt_forms("continuation", "mixed", anchor=True)
     ([True], [False])
+    >>> prompt_forms("chat", "both", plain_requests=True), prompt_forms("chat", "both", anchor=True, plain_requests=True)
+    ([True, False], [True, False])
 
     ``"both"`` uses a continuation prompt both ways; ``"mixed"`` one way, chosen by the sha256 of
     its text (half chat, half plain, at half the cost; everyday anchors keep their own form).
     Utility (anchor) prompts keep to the forms the recipe trains: a continuation prompt is not
     an everyday chat request, so ``chat = true`` recipes skip it (and ``false`` skips chat ones).
+
+    ``plain_requests`` (``generation.plain_requests``, with ``"both"``/``"mixed"``): rows written as
+    chat requests (``form = "chat"``, everyday anchors too) are also sent as plain text, the way
+    they reach a model used without its chat template: both ways, or by the hash of the text.
     """
+    if plain_requests and chat in ("both", "mixed") and form == "chat":
+        form = None
     if chat == "both":
         return [True] if form == "chat" else [True, False]
     if chat == "mixed":
@@ -94,7 +103,7 @@ def load_train_prompts(recipe: Recipe) -> list[TrainPrompt]:
         for src in sources:
             for it in train_prompts(suite, src, limit, where=f"{where} source"):
                 for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=kind == "anchor",
-                                         text=it.text):
+                                         text=it.text, plain_requests=bool(recipe.generation.plain_requests)):
                     if (it.text, chat) not in seen:
                         seen.add((it.text, chat))
                         out.append(TrainPrompt(it.id, it.text, kind, chat))
@@ -376,6 +385,10 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     refusal); ``target_degenerate_share`` of the domain's prompts also get M' over a looping copy.
     ``masked_twins``: every kept pair whose rejected answer has a plainly written listed word also
     gets a twin rejecting the same answer with those words masked (:func:`lexicon.mask_words`).
+    ``utility.silence_pairs``: every plain-text prompt with an SFT row (anchor or not) also gets a
+    pair preferring that answer over an empty one (trl ends it with EOS, so the rejected side is
+    "stop at once"): as plain text SmolLM2 often says nothing, every judge scores silence as safe,
+    and DPO pushing down M's answers can teach a patch to stop.
     """
     sft: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
@@ -400,6 +413,13 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             r["chat"] = bool(it.get("chat", data["chat"]))
         return r
 
+    silence = bool(utility is not None and getattr(utility, "silence_pairs", None))
+
+    def against_silence(it: dict[str, Any], answer: str) -> None:
+        if silence and answer.strip() and not bool(it.get("chat", data["chat"])):
+            pairs.append(row(it, chosen=answer, rejected=""))
+            counts["silence_pairs"] = counts.get("silence_pairs", 0) + 1
+
     for it in data["items"]:
         ref = reply(it, it["reference"]) if it.get("fallback") else it["reference"]
         if it["kind"] == "anchor":
@@ -411,6 +431,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
                 continue
             sft.extend([row(it, completion=ref)] * utility.repeat)
             counts["anchor_rows"] += utility.repeat
+            against_silence(it, ref)
             if utility.degenerate_pairs:
                 pairs.append(row(it, chosen=ref, rejected=make_loop(it["reference"])))
                 counts["degenerate_pairs"] += 1
@@ -428,6 +449,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             continue
         if ru <= tau:
             sft.extend([row(it, completion=ref)] * (benign_repeat if benign else 1))
+            against_silence(it, ref)
         for y, u in zip(it["samples"], it["sample_unsafety"]):
             counts["candidates"] += 1
             verdict = pair_verdict(it["reference"], ru, y, u, delta=delta, tau=tau)
@@ -459,7 +481,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             pairs.append(row(it, chosen=ref, rejected=make_loop(it["reference"])))
             counts["degenerate_pairs"] += 1
     extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
-             + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0))
+             + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0) + counts.get("silence_pairs", 0))
     counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,

@@ -212,11 +212,18 @@ class GenerationSection(Section):
     top_p: float = 0.95
     samples_per_prompt: int = 1
     batch_size: int = 8
+    #: with "both"/"mixed": prompts written as chat requests (file rows with ``form = "chat"``,
+    #: everyday anchors too) are also used as plain text (absent: off, they stay chat)
+    plain_requests: bool | None = field(default=None, metadata=ABSENT)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.chat not in (True, False, "both", "mixed"):
             raise RecipeError(f"generation.chat is {self.chat!r}, expected true, false, \"both\" or \"mixed\"")
+        if self.plain_requests and self.chat not in ("both", "mixed"):
+            raise RecipeError(f"generation.plain_requests = true needs generation.chat = \"both\" or \"mixed\" "
+                              f"(it is {self.chat!r})",
+                              hint='set generation.chat = "mixed" (each prompt one way) or "both", or drop plain_requests')
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,8 @@ class UtilitySection(Section):
     repeat: int = 1
     degenerate_pairs: bool = True
     refusal_pairs: bool = False
+    #: DPO pairs: each plain-text prompt's training answer over an empty completion (absent: off)
+    silence_pairs: bool | None = field(default=None, metadata=ABSENT)
     #: also give this share of the domain's prompts a pair (chosen M', rejected a looping copy of it)
     target_degenerate_share: float = 0.0
     max_degenerate_increase: float = 0.05

@@ -119,7 +119,8 @@ def load_utility_validation(recipe: Recipe) -> list[tuple[Any, bool | None]]:
                               hint="selection scores the 'validation' split of the utility prompts; " + (exc.hint or "")) from None
         for it in got:
             out.extend((it, chat) for chat in prompt_forms(it.meta.get("form"), recipe.generation.chat, anchor=True,
-                                                           text=it.text))
+                                                           text=it.text,
+                                                           plain_requests=bool(recipe.generation.plain_requests)))
     return out
 
 
@@ -153,7 +154,8 @@ def _forms(recipe: Recipe, items: Sequence[Any]) -> list[tuple[str, bool | None]
     from llmpatch.builder.data import prompt_forms
 
     return [(it.text, c) for it in items
-            for c in prompt_forms(it.meta.get("form"), recipe.generation.chat, text=it.text)]
+            for c in prompt_forms(it.meta.get("form"), recipe.generation.chat, text=it.text,
+                                  plain_requests=bool(recipe.generation.plain_requests))]
 
 
 def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Candidate], targets: Sequence[Any],
