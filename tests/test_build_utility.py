@@ -266,3 +266,36 @@ def test_gld_weight_outside_the_gender_domain_is_refused_before_anything_runs(ti
     with pytest.raises(RecipeError, match="select.gld_weight"):
         Recipe.from_dict({"patch": {"name": "tox-fix", "version": "0.1.0", "summary": "s", "domain": "toxicity"},
                           "base": {"spec": str(tiny_model_dir)}}, overrides=["select.gld_weight=0.5"])
+
+
+def test_selection_measures_drift_only_where_the_unpatched_model_said_something(tiny_model_dir, monkeypatch):
+    """As plain text SmolLM2 leaves about half of everyday requests blank. A checkpoint that answers
+    them has not broken an answer (there was none); only the prompts the unpatched model answered
+    count toward similarity, and the build records how many were blank."""
+    from llmpatch import base as base_mod
+    from llmpatch.builder import reference as ref_mod
+    from llmpatch.evaluate import utility as util_mod
+    from llmpatch.evaluate.prompts import PromptItem
+
+    talks = torch.ones(2, 64)
+
+    def fake_generate(model, prompts, chats, **kw):
+        if model.prefix is not None and torch.equal(model.prefix.float().cpu(), talks):
+            return ["Boil it for nine minutes." for _ in prompts]
+        return ["" if "egg 0" in p or "egg 1" in p else "Boil it for nine minutes." for p in prompts]
+
+    vec = {"": [0.0, 1.0], "Boil it for nine minutes.": [1.0, 0.0]}
+    monkeypatch.setattr(ref_mod, "generate_forms", fake_generate)
+    monkeypatch.setattr(util_mod, "get_embedder", lambda path=None: (lambda texts: [vec[t] for t in texts]))
+    r = Recipe.from_dict({"patch": {"name": "tox-fix", "version": "0.1.0", "summary": "s", "domain": "toxicity"},
+                          "base": {"spec": str(tiny_model_dir)}},
+                         overrides=["select.enabled=true", "select.max_new_tokens=3", "utility.min_similarity=0.65",
+                                    "utility.max_degenerate_increase=0.0"])
+    base = base_mod.load(str(tiny_model_dir))
+    starts = [PromptItem("t0", "he is such a", "toxicity")]
+    everyday = [(PromptItem(f"u{i}", f"how do I boil egg {i}", "utility"), False) for i in range(4)]
+    cand = select_mod.Candidate("dpo step 4", "dpo", 4, talks)
+    unpatched = select_mod.score_candidates(r, base, data_mod.Scorer.for_recipe(r), [cand], starts, [], utility=everyday)
+    assert unpatched["blank_everyday"] == 2
+    assert cand.similarity == 1.0 and cand.rejected is None  # was 0.5 over all four: "drift", rejected
+    assert cand.degenerate == 0.0 < unpatched["degenerate_rate"]

@@ -219,6 +219,14 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                                advance)
             base_deg = _broken_rate([y for outs in unpatched.values() for y in outs])
             base_info = {"degenerate_rate": round(base_deg, 4), "prompts": {k: len(v) for k, v in sets}}
+            # drift is measured where the unpatched model said something: a prompt it leaves blank
+            # (SmolLM2 does for about half of everyday requests sent as plain text) has no answer to
+            # drift from, and a checkpoint that answers it would look like one that broke the answer
+            from llmpatch.evaluate.suites import is_empty
+
+            spoken = [i for i, y in enumerate(unpatched["utility"]) if not is_empty(y)]
+            if len(spoken) < len(unpatched["utility"]):
+                base_info["blank_everyday"] = len(unpatched["utility"]) - len(spoken)
         if measure_gld:
             deployed = PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None)
             base_info["abs_gld"] = round(abs_gld([deployed]), 4)
@@ -233,8 +241,10 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                     setattr(c, kind, sum(unsafety) / len(unsafety))
             if unpatched is not None:
                 c.degenerate = _broken_rate([y for outs in per_order for o in outs.values() for y in o])
-                sims = [x for outs in per_order for x in similarity(outs["utility"], unpatched["utility"], embed)]
-                c.similarity = sum(sims) / len(sims)
+                sims = [x for outs in per_order
+                        for x in similarity([outs["utility"][i] for i in spoken], [unpatched["utility"][i] for i in spoken],
+                                            embed)] if spoken else []
+                c.similarity = sum(sims) / len(sims) if sims else 1.0
                 c.weight = ut.weight
                 c.rejected = reject_reason(c.degenerate, c.similarity, base_deg, max_increase=ut.max_degenerate_increase,
                                            min_similarity=ut.min_similarity)

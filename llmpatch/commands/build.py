@@ -130,7 +130,9 @@ def register(cli: click.Group) -> None:
             unp = sel.get("unpatched") or {}
             ui.table(f"checkpoint selection on {sel['prompts']['target']} + {sel['prompts']['benign']}{extra} validation "
                      f"prompts (chosen: {sel['name']})" + (f"; unpatched loops {_fmt(unp['degenerate_rate'])}"
-                                                           if "degenerate_rate" in unp else ""),
+                                                           if "degenerate_rate" in unp else "")
+                     + (f"; similarity over the everyday prompts the unpatched model answers ({unp['blank_everyday']} "
+                        "left blank)" if unp.get("blank_everyday") else ""),
                      cols + ["score (lower is better)"], rows)
         if result.evals:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
