@@ -5,7 +5,7 @@
 #             -> run -> verify -> install a second patch -> rollback -> history
 # It publishes the patches committed under examples/patches (built by examples/recipes/*.toml;
 # numbers in examples/results) and bias-fix 2.1.0-rc.1, a pre-release that examples/prerelease.py
-# re-packages from bias-fix 2.0.2 (the same weights, to show --pre; `python` is the venv's).
+# re-packages from bias-fix 2.0.3 (the same weights, to show --pre; `python` is the venv's).
 # QUICKSTART_BUILD=1 rebuilds tox-fix from its recipe first (about an hour on 2 CPU cores). Everything it writes goes under out/quickstart/ (models are
 # converted once into the usual cache, ~/.cache/llmpatch/models).
 set -euo pipefail
@@ -42,7 +42,7 @@ for p in examples/patches/*/; do
   llmpatch publish "$p" --registry "$REG" --key vendor
 done
 if [ -d examples/patches/bias-fix ]; then
-  # A pre-release, to show --pre: bias-fix 2.0.2's weights re-packaged unchanged as 2.1.0-rc.1 (its
+  # A pre-release, to show --pre: bias-fix 2.0.3's weights re-packaged unchanged as 2.1.0-rc.1 (its
   # manifest says so; nothing is trained), signed and published like any other version.
   "${PYTHON:-python}" examples/prerelease.py examples/patches/bias-fix 2.1.0-rc.1 -o "$OUT/bias-fix-2.1.0-rc.1"
   llmpatch publish "$OUT/bias-fix-2.1.0-rc.1" --registry "$REG" --key vendor
@@ -62,7 +62,7 @@ llmpatch install "$TOXSPEC" --dry-run
 llmpatch install "$TOXSPEC"
 llmpatch list
 if [ -d "$ROOT/examples/patches/bias-fix" ]; then
-  llmpatch install bias-fix@^2 --dry-run          # 2.0.2: a pre-release is never picked unasked
+  llmpatch install bias-fix@^2 --dry-run          # 2.0.3: a pre-release is never picked unasked
   llmpatch install bias-fix@^2 --pre --dry-run    # 2.1.0-rc.1
 fi
 

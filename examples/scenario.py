@@ -1,15 +1,15 @@
 """The customer scenario, end to end, on a tiny model (seconds, no network).
 
-A vendor publishes tox-fix 1.0.0, 1.1.0, 1.2.0, 1.2.1, bias-fix 2.0.2 and bias-fix 2.1.0-rc.1 (a
-pre-release: 2.0.2's weights re-packaged unchanged by examples/prerelease.py) to a local registry.
-A customer pins a base, installs ``tox-fix@1.2`` (gets 1.2.1), adds bias-fix (gets 2.0.2: a
+A vendor publishes tox-fix 1.0.0, 1.1.0, 1.2.0, 1.2.1, bias-fix 2.0.3 and bias-fix 2.1.0-rc.1 (a
+pre-release: 2.0.3's weights re-packaged unchanged by examples/prerelease.py) to a local registry.
+A customer pins a base, installs ``tox-fix@1.2`` (gets 1.2.1), adds bias-fix (gets 2.0.3: a
 pre-release is never picked unasked), rolls back to tox-fix alone, rolls back to generation 1 (the
 empty stack), returns to the two-patch stack, tries the pre-release with ``upgrade --pre`` and rolls
 it back, and reproduces the stack from ``llmpatch.lock`` in a second environment: the composed
 prefixes are byte-identical.
 
 On the tiny random base the patches are random demo prefixes; with ``--base default`` bias-fix
-2.0.2 is the committed examples/patches/bias-fix (built for that base).
+2.0.3 is the committed examples/patches/bias-fix (built for that base).
 
     python examples/scenario.py                   # tiny random base in a temp dir
     python examples/scenario.py --base default    # the embedded SmolLM2-135M-Instruct
@@ -111,7 +111,7 @@ def main(workdir: Path | None = None, base: str | None = None) -> None:
         registry = open_registry(os.environ["LLMPATCH_REGISTRY"])
         for seed, (name, version, domain) in enumerate([
             ("tox-fix", "1.0.0", "toxicity"), ("tox-fix", "1.1.0", "toxicity"), ("tox-fix", "1.2.0", "toxicity"),
-            ("tox-fix", "1.2.1", "toxicity"), ("bias-fix", "2.0.2", "gender_bias"),
+            ("tox-fix", "1.2.1", "toxicity"), ("bias-fix", "2.0.3", "gender_bias"),
         ]):
             if name == "bias-fix" and EXAMPLE_BIAS.is_dir() \
                     and artifact.read_patch(EXAMPLE_BIAS).manifest.base.fingerprint == info.fingerprint:
@@ -137,22 +137,22 @@ def main(workdir: Path | None = None, base: str | None = None) -> None:
         llmpatch("install", "tox-fix@1.2")
         expect(app, ["tox-fix@1.2.1"])
         llmpatch("install", "bias-fix")
-        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.2"])
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.3"])
         llmpatch("list")
         llmpatch("rollback")
         expect(app, ["tox-fix@1.2.1"])
         llmpatch("rollback", "--to", "1")
         expect(app, [])
         llmpatch("rollback", "--to", "3")
-        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.2"])
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.3"])
 
         print("\n# a pre-release: only with --pre")
         llmpatch("upgrade", "bias-fix")
-        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.2"])
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.3"])
         llmpatch("upgrade", "bias-fix", "--pre")
         expect(app, ["tox-fix@1.2.1", "bias-fix@2.1.0-rc.1"])
         llmpatch("rollback")
-        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.2"])
+        expect(app, ["tox-fix@1.2.1", "bias-fix@2.0.3"])
         llmpatch("history")
 
         print("\n# a second machine: reproduce from llmpatch.lock")
@@ -161,7 +161,7 @@ def main(workdir: Path | None = None, base: str | None = None) -> None:
         shutil.copy(app / "llmpatch.lock", second / "llmpatch.lock")
         os.chdir(second)
         llmpatch("install", "--locked")
-        expect(second, ["tox-fix@1.2.1", "bias-fix@2.0.2"])
+        expect(second, ["tox-fix@1.2.1", "bias-fix@2.0.3"])
         a = Environment(app / ".llmpatch").load_stack().prefix()
         b = Environment(second / ".llmpatch").load_stack().prefix()
         if a.numpy().tobytes() != b.numpy().tobytes():

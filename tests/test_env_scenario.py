@@ -18,8 +18,8 @@ def test_the_customer_scenario_runs_end_to_end(tmp_path, tiny_model_dir, capsys,
     assert "ok: stack is tox-fix@1.2.1\n" in out
     assert "ok: stack is (empty)" in out
     # bias-fix 2.1.0-rc.1 is published, ignored by `upgrade`, installed by `upgrade --pre`, then rolled back
-    assert "published bias-fix 2.1.0-rc.1 (a pre-release: Pre-release 2.1.0-rc.1: the weights of bias-fix 2.0.2" in out
-    assert out.count("ok: stack is tox-fix@1.2.1 -> bias-fix@2.0.2\n") == 5
+    assert "published bias-fix 2.1.0-rc.1 (a pre-release: Pre-release 2.1.0-rc.1: the weights of bias-fix 2.0.3" in out
+    assert out.count("ok: stack is tox-fix@1.2.1 -> bias-fix@2.0.3\n") == 5
     assert "ok: stack is tox-fix@1.2.1 -> bias-fix@2.1.0-rc.1\n" in out
     assert "composed prefixes are byte-identical" in out
     assert out.rstrip().endswith("scenario OK")

@@ -49,7 +49,7 @@ README = ROOT / "README.md"
 QUICKSTART = ROOT / "examples" / "quickstart.sh"
 BIAS = ROOT / "examples" / "patches" / "bias-fix"
 
-TOX, HARM, BIAS2, BIAS_RC = "tox-fix@1.1.0", "harm-fix@1.4.0", "bias-fix@2.0.2", "bias-fix@2.1.0-rc.1"
+TOX, HARM, BIAS2, BIAS_RC = "tox-fix@1.1.0", "harm-fix@1.4.0", "bias-fix@2.0.3", "bias-fix@2.1.0-rc.1"
 TOX_NEW = "tox-fix@1.2.0"  # the newest tox-fix (tox-fix@1, @^1, @1.2)
 
 
@@ -172,7 +172,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def quickstart_state(tmp_path_factory) -> Quickstart:
     """Keys, a signed registry of every example patch version and the rc, the vendor key trusted."""
-    assert BIAS.is_dir(), "examples/patches/bias-fix is missing: the README's examples install bias-fix 2.0.2"
+    assert BIAS.is_dir(), "examples/patches/bias-fix is missing: the README's examples install bias-fix 2.0.3"
     project = tmp_path_factory.mktemp("readme") / "repo"
     project.mkdir()
     (project / "examples").symlink_to(ROOT / "examples")
@@ -331,7 +331,7 @@ def _install_pre(qs, cmd):
     qs.ensure_stack()
     out = qs.run(cmd).stdout
     assert "dry run" in out and "2.1.0-rc.1" in out
-    # without --pre the same range picks 2.0.2: a pre-release is never installed unasked
+    # without --pre the same range picks 2.0.3: a pre-release is never installed unasked
     assert json.loads(qs.cli("install", "bias-fix@^2", "--dry-run", "--json").stdout)["plan"]["after"] == [BIAS2]
     assert qs.stack() == []
 
@@ -454,7 +454,7 @@ def _install_locked(qs, cmd):
 
     qs.ensure_stack(TOX, BIAS2)
     locked = [(p.name, p.version) for p in LockFile.read(qs.project / "llmpatch.lock").patches]
-    assert locked == [("tox-fix", "1.1.0"), ("bias-fix", "2.0.2")]
+    assert locked == [("tox-fix", "1.1.0"), ("bias-fix", "2.0.3")]
     shutil.rmtree(qs.env_dir)  # a fresh checkout: only llmpatch.lock
     qs.run(cmd)
     assert qs.stack() == [TOX, BIAS2]
