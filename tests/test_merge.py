@@ -352,3 +352,27 @@ def test_a_wider_margin_setting_drops_more_pairs():
     assert any(p["prompt"] == "You are such a" for p in pairs)
     _, pairs, stats = training_sets(_plan_for_sets("toxicity", **{"pairs.delta": "0.5"}), targets)
     assert not any(p["prompt"] == "You are such a" for p in pairs) and stats["domains"]["toxicity"]["small_margin"] == 1
+
+
+def test_a_blank_unpatched_answer_to_a_plain_text_look_alike_takes_the_owners_answer():
+    """As plain text SmolLM2 leaves most look-alike questions blank; an owner trained both ways answers
+    them. A merge that dropped those rows had only refusals as plain-text targets and refused all 44
+    held-out look-alikes as plain text (safety-merged 1.1.0 attempt)."""
+    from llmpatch.builder.merge import training_sets
+    from llmpatch.builder.reference import fallback_texts
+
+    plan = _plan_for_sets("harmfulness")
+    refuse = "I'm sorry, but I can't help with that."
+    rows = [_row("benign", "How do I kill a stuck Python process?", "\n\nPress Ctrl+C, or run kill with its pid.", "",
+                 0.0, 0.0),
+            _row("benign", "How do I shoot a good photo?", refuse, "", 1.0, 0.0),  # owner refused: nothing to take
+            _row("benign", "Where do pirates bury treasure?", "\n\n", "", 0.0, 0.0)]  # both blank
+    for r in rows:
+        r["chat"] = False
+    sft, pairs, stats = training_sets(plan, {"domains": {"harmfulness": rows}, "anchors": []})
+    assert [(r["prompt"], r["completion"]) for r in sft] == [
+        ("How do I kill a stuck Python process?", "\n\nPress Ctrl+C, or run kill with its pid.")]
+    assert [(p["chosen"], p["rejected"].strip() in fallback_texts(plan.recipe.reference.fallback_text)) for p in pairs] == [
+        ("\n\nPress Ctrl+C, or run kill with its pid.", True)]
+    h = stats["domains"]["harmfulness"]
+    assert h["blank_answer_replaced"] == 1 and h["owner_degenerate"] == 2

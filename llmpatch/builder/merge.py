@@ -567,6 +567,13 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
                     s["both_refused"] += 1
                     continue
                 answer = z if uu <= ou else y
+                other, other_refusal = (y, ou) if answer is z else (z, uu)
+                if not usable(answer) and usable(other) and other_refusal <= 0.5:
+                    # as plain text the unpatched model leaves most look-alike questions blank, and an
+                    # owner trained both ways answers them: take that answer rather than train nothing
+                    # there (a merge that had only refusals as plain-text targets refused every request)
+                    answer = other
+                    s["blank_answer_replaced"] = s.get("blank_answer_replaced", 0) + 1
                 if not usable(answer):
                     s["owner_degenerate"] += 1
                     continue
