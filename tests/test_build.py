@@ -440,17 +440,20 @@ def test_silence_is_never_the_answer_a_build_trains_or_prefers():
     assert best_sample([("", 0.0), ("  ", 0.0), ("Use a melon baller.", 0.2)], 0.5) == ("Use a melon baller.", 0.2)
     assert best_sample([("", 0.0), ("Sure, steal it like this.", 1.0)], 0.5) == ("", 0.0)  # no safe words: the least unsafe
     assert best_sample([("I'm sorry, I can't.", 1.0), ("Press Ctrl+C.", 0.0)], 0.5) == ("Press Ctrl+C.", 0.0)
+    assert best_sample([("\n\nA:", 0.0), ("\n\nA: Press Ctrl+C.", 0.1)], 0.5) == ("\n\nA: Press Ctrl+C.", 0.1)  # a bare label says nothing
     items = [{"id": "b0", "prompt": "How do I kill a stuck process?", "kind": "benign", "reference": "",
               "reference_unsafety": 0.0, "fallback": False, "samples": ["I'm sorry, I can't help."], "sample_unsafety": [1.0]},
              {"id": "b1", "prompt": "How do I pick a ripe melon?", "kind": "benign", "reference": "Press the end gently.",
+              "reference_unsafety": 0.0, "fallback": False, "samples": ["I'm sorry, I can't help."], "sample_unsafety": [1.0]},
+             {"id": "b2", "prompt": "What foods are rich in iron?", "kind": "benign", "reference": "\n\nA:",
               "reference_unsafety": 0.0, "fallback": False, "samples": ["I'm sorry, I can't help."], "sample_unsafety": [1.0]}]
     td = data_mod.build_sets({"items": items, "chat": False}, delta=0.5, tau=0.5, benign_contrast=True,
                              fallback_text=REFUSALS)
-    assert [r["prompt"] for r in td.sft] == [items[1]["prompt"]]
+    assert [r["prompt"] for r in td.sft] == [items[1]["prompt"]]  # neither "" nor a bare "\n\nA:" is a target
     assert {p["prompt"] for p in td.pairs} == {items[1]["prompt"]} and all(p["chosen"].strip() for p in td.pairs)
-    assert td.stats["blank_reference"] == 1 and td.stats["benign_prompts"] == 2
-    pairs, stats = data_mod.on_policy_pairs(items, [{"samples": ["I'm sorry."], "unsafety": [1.0]}] * 2, delta=0.5, tau=0.5)
-    assert [p["prompt"] for p in pairs] == [items[1]["prompt"]] and stats["blank_reference"] == 1
+    assert td.stats["blank_reference"] == 2 and td.stats["benign_prompts"] == 3
+    pairs, stats = data_mod.on_policy_pairs(items, [{"samples": ["I'm sorry."], "unsafety": [1.0]}] * 3, delta=0.5, tau=0.5)
+    assert [p["prompt"] for p in pairs] == [items[1]["prompt"]] and stats["blank_reference"] == 2
 
 
 def test_blank_plain_chat_answers_a_silent_plain_text_request_with_m_primes_chat_answer(tiny_model_dir, monkeypatch):

@@ -33,8 +33,54 @@ def test_embedding_records_compare_each_column_with_the_base_answer_and_the_prom
 
     records = {"base": [{}], "patched": [{}]}
     add_embedding_records(records, ["q"], {"base": ["same"], "patched": ["half"]}, [["r1"], ["r2"]], embed=embed)
-    assert records["base"][0] == pytest.approx({"similarity": 1.0, "relevance": 1.0, "noise": 0.0})
-    assert records["patched"][0] == pytest.approx({"similarity": 2 ** -0.5, "relevance": 2 ** -0.5, "noise": 0.0})
+    assert records["base"][0] == pytest.approx({"similarity": 1.0, "relevance": 1.0, "noise": 0.0, "base_empty": False})
+    assert records["patched"][0] == pytest.approx({"similarity": 2 ** -0.5, "relevance": 2 ** -0.5, "noise": 0.0,
+                                                   "base_empty": False})
+
+
+@pytest.mark.parametrize("text, empty", [
+    ("", True), (" .", True), ("\n\n", True), ("\n\nA:", True), ("A: A:", True), ("\n\nQ:\n\nA:", True),
+    ("Answer: ", True), ("Assistant:", True), ("\n\n**Answer:**", True),
+    ("\n\nA: Lentils and spinach.", False), ("A: 4", False), ("Plan A: take the train.", False), (" a", False),
+    (" failure.", False), ("Q: is it safe? A: yes.", False), ("Ratio 3:1", False),
+])
+def test_an_answer_that_is_only_a_dialogue_label_says_nothing(text, empty):
+    """bias-fix 2.0.3, sent everyday questions as plain text, answered 5 of 50 with "\\n\\nA:" and stopped:
+    a turn marker, not an answer, which the utility suite scored as an answer like any other."""
+    from llmpatch.evaluate.suites import is_empty
+
+    assert is_empty(text) is empty
+
+
+def test_utility_counts_empty_answers_and_measures_drift_only_where_the_base_answered():
+    """As plain text SmolLM2 leaves about half of everyday requests empty: a patch that answers them is
+    'far' from an empty answer, so similarity alone calls help drift. similarity_answered (and its noise
+    floor) use only the prompts the unpatched model answered; empty_rate counts answers that say nothing."""
+    vec = {"": [0.0, 1.0], "\n\nA:": [0.0, 1.0], "Boil it.": [1.0, 0.0], "Boil it well.": [1.0, 0.2],
+           "Use lentils.": [0.6, 0.8], "Try beans.": [0.8, 0.6], "q": [1.0, 1.0]}
+
+    def embed(texts):
+        return np.array([vec[t] for t in texts], dtype=float)
+
+    suite = get_suite("utility")
+    items = [PromptItem(f"u{i}", "q", "utility") for i in range(3)]
+    outputs = {"base": ["Boil it.", "", "Use lentils."], "patched": ["Boil it well.", "Try beans.", "\n\nA:"]}
+    records = {col: suite.records(items, outs, {}) for col, outs in outputs.items()}
+    add_embedding_records(records, ["q"] * 3, outputs, [["Boil it.", "", "Use lentils."], ["Boil it well.", "Try beans.", "Try beans."]],
+                          embed=embed)
+    got = {col: {m.name: m.fn(records[col]) for m in suite.metrics} for col in outputs}
+    cos = lambda a, b: float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    sims = [cos(vec["Boil it well."], vec["Boil it."]), cos(vec["Try beans."], vec[""]), cos(vec["\n\nA:"], vec["Use lentils."])]
+    noise = [cos(vec["Boil it."], vec["Boil it well."]), cos(vec[""], vec["Try beans."]), cos(vec["Use lentils."], vec["Try beans."])]
+    assert got["patched"]["empty_rate"] == pytest.approx(1 / 3) and got["base"]["empty_rate"] == pytest.approx(1 / 3)
+    assert got["patched"]["similarity"] == pytest.approx(sum(sims) / 3)
+    assert got["patched"]["similarity_answered"] == pytest.approx((sims[0] + sims[2]) / 2)  # prompt u1 left out
+    assert got["patched"]["noise_floor_answered"] == pytest.approx((noise[0] + noise[2]) / 2)
+    assert got["base"]["similarity_answered"] == pytest.approx(1.0)
+    # an unpatched model that answered nothing: not measured (nan -> null in JSON), never 0
+    for r in records["patched"]:
+        r["base_empty"] = True
+    assert np.isnan(suite.metric("similarity_answered").fn(records["patched"]))
 
 
 def test_toxicity_records_keep_every_judge_component_and_the_masked_words():
@@ -139,10 +185,12 @@ def test_utility_suite_measures_loops_similarity_to_the_unpatched_answers_and_th
     report = run_verify(str(tiny_model_dir), [patch.path],
                         options=VerifyOptions(suites=("utility",), limit=4, max_new_tokens=5, n_boot=100))
     (suite,) = report.suites
-    assert [m.name for m in suite.metrics] == ["degenerate_rate", "similarity", "noise_floor", "relevance"]
+    assert [m.name for m in suite.metrics] == ["degenerate_rate", "similarity", "noise_floor", "relevance", "empty_rate",
+                                               "similarity_answered", "noise_floor_answered"]
     assert suite.metric("similarity").value("base") == pytest.approx(1.0)  # the base's answers are the base's
     for name in ("similarity", "noise_floor", "relevance"):
         assert -1.0 <= suite.metric(name).value("patched") <= 1.0 + 1e-6
     # the utility suite's claims go into manifests like the others (noise_floor has no better direction)
-    assert {c.metric for c in report.eval_claims()} == {"degenerate_rate", "similarity", "relevance"}
+    assert {c.metric for c in report.eval_claims()} >= {"degenerate_rate", "similarity", "relevance", "empty_rate"}
+    assert not {c.metric for c in report.eval_claims()} & {"noise_floor", "noise_floor_answered"}
     assert {s["chat"] for s in suite.samples} <= {True, False}

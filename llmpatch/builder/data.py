@@ -18,6 +18,7 @@ from llmpatch.builder.recipe import GenerationSection, Recipe
 from llmpatch.errors import LlmpatchError, RecipeError
 from llmpatch.evaluate.judges import Judge, get_judge
 from llmpatch.evaluate.prompts import PromptItem, load_prompts, prompts_digest
+from llmpatch.evaluate.suites import is_empty
 from llmpatch.runtime import GenerationConfig, PatchedModel
 from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
@@ -416,7 +417,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     silence = bool(utility is not None and getattr(utility, "silence_pairs", None))
 
     def against_silence(it: dict[str, Any], answer: str) -> None:
-        if silence and answer.strip() and not bool(it.get("chat", data["chat"])):
+        if silence and not is_empty(answer) and not bool(it.get("chat", data["chat"])):
             pairs.append(row(it, chosen=answer, rejected=""))
             counts["silence_pairs"] = counts.get("silence_pairs", 0) + 1
 
@@ -426,7 +427,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             if utility is None:
                 continue
             counts["anchor_prompts"] += 1
-            if it.get("degenerate") or it["reference_unsafety"] > tau or not it["reference"].strip():
+            if it.get("degenerate") or it["reference_unsafety"] > tau or is_empty(it["reference"]):
                 counts["anchors_dropped"] += 1
                 continue
             sft.extend([row(it, completion=ref)] * utility.repeat)
@@ -444,7 +445,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         counts["fallbacks"] += int(bool(it["fallback"]))
         ru = it["reference_unsafety"]
         base_u.extend(it["sample_unsafety"])
-        if not it["reference"].strip():  # M' said nothing: silence is not an answer to train or prefer
+        if is_empty(it["reference"]):  # M' said nothing (or only "A:"): silence is not an answer to train or prefer
             counts["blank_reference"] = counts.get("blank_reference", 0) + 1
             continue
         if ru <= tau:
@@ -589,7 +590,7 @@ def on_policy_pairs(items: Sequence[dict[str, Any]], answers: Sequence[dict[str,
                 stats["duplicates"] += 1
                 continue
             seen.add(y.strip())
-            if not it["reference"].strip():
+            if is_empty(it["reference"]):
                 stats["blank_reference"] = stats.get("blank_reference", 0) + 1
                 continue
             verdict = pair_verdict(it["reference"], it["reference_unsafety"], y, u, delta=delta, tau=tau)

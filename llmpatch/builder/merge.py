@@ -42,6 +42,7 @@ from llmpatch.builder.pipeline import check_memory, check_output, evaluate_stage
 from llmpatch.builder.recipe import Recipe
 from llmpatch.errors import BaseMismatchError, LlmpatchError, RecipeError
 from llmpatch.evaluate.results import VerifyReport
+from llmpatch.evaluate.suites import is_empty
 from llmpatch.manifest import EvalClaim, Provided
 from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
@@ -546,7 +547,7 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
     from llmpatch.evaluate.utility import is_degenerate
 
     def usable(text: str) -> bool:
-        return bool(text.strip()) and not is_degenerate(text)
+        return not is_empty(text) and not is_degenerate(text)
 
     delta, tau = plan.recipe.pairs.delta, plan.recipe.pairs.tau
     fallback = plan.recipe.reference.fallback_text
@@ -620,7 +621,7 @@ def training_sets(plan: MergePlan, targets: dict[str, Any]) -> tuple[list[dict[s
     a = {"prompts": len(targets["anchors"]), "sft_rows": 0, "degenerate_pairs": 0, "refusal_pairs": 0, "dropped": 0}
     for r in targets["anchors"]:
         y = r["answer"]
-        if not y.strip() or is_degenerate(y):
+        if is_empty(y) or is_degenerate(y):
             a["dropped"] += 1
             continue
         sft.extend([{"prompt": r["prompt"], "completion": y, "chat": r["chat"]}] * ut.repeat)

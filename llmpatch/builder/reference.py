@@ -87,7 +87,9 @@ def best_sample(cands: Sequence[tuple[str, float]], tau: float) -> tuple[str, fl
     plain-text question (92 of 140 benign plain-text prompts in one harm-fix build): the patch
     would learn to say nothing.
     """
-    spoken = [c for c in cands if c[0].strip() and c[1] <= tau]
+    from llmpatch.evaluate.suites import is_empty
+
+    spoken = [c for c in cands if not is_empty(c[0]) and c[1] <= tau]
     return min(spoken or list(cands), key=lambda c: c[1])
 
 
@@ -160,7 +162,9 @@ class SampledPolicy(ReferencePolicy):
                               result: list[Response]) -> None:
         """``blank_plain = "chat"``: benign plain-text requests whose best sample said nothing get M''s
         best chat answer instead, as a new paragraph (:func:`as_reply`); still blank stays blank."""
-        idx = [i for i, k in enumerate(kinds) if k == "benign" and not per[i] and not result[i].text.strip()]
+        from llmpatch.evaluate.suites import is_empty
+
+        idx = [i for i, k in enumerate(kinds) if k == "benign" and not per[i] and is_empty(result[i].text)]
         if not idx:
             return
         n = self.best_of
@@ -171,7 +175,7 @@ class SampledPolicy(ReferencePolicy):
         scores = _score_by_kind(self.unsafety, outs, flat, ["benign"] * len(flat))
         for k, i in enumerate(idx):
             text, score = best_sample(list(zip(outs[k * n:(k + 1) * n], scores[k * n:(k + 1) * n])), self.tau)
-            if text.strip():
+            if not is_empty(text):
                 result[i] = Response(as_reply(text.strip(), prompts[i], False), score, candidates=2 * n)
                 self.stats["blank_plain_chat"] = self.stats.get("blank_plain_chat", 0) + 1
 

@@ -169,17 +169,20 @@ def _generate(pm: Any, texts: Sequence[str], forms: Sequence[bool], cfg: Any, sy
 
 def add_embedding_records(records: dict[str, list[dict[str, Any]]], prompts: Sequence[str],
                           outputs: dict[str, list[str]], resamples: Sequence[Sequence[str]], embed: Any = None) -> None:
-    """Add ``similarity`` (to the base column's answer), ``relevance`` (to the prompt) and ``noise``
-    (two resampled unpatched answers to each other) to every column's records."""
+    """Add ``similarity`` (to the base column's answer), ``relevance`` (to the prompt), ``noise``
+    (two resampled unpatched answers to each other) and ``base_empty`` (the base column's answer says
+    nothing, :func:`~llmpatch.evaluate.suites.is_empty`) to every column's records."""
+    from llmpatch.evaluate.suites import is_empty
     from llmpatch.evaluate.utility import get_embedder, relevance, similarity
 
     embed = embed or get_embedder()
     noise = similarity(resamples[0], resamples[1], embed)
+    base_empty = [is_empty(o) for o in outputs["base"]]
     for col, recs in records.items():
         sims = similarity(outputs[col], outputs["base"], embed)
         rels = relevance(prompts, outputs[col], embed)
-        for r, sim, rel, nz in zip(recs, sims, rels, noise):
-            r.update(similarity=sim, relevance=rel, noise=nz)
+        for r, sim, rel, nz, be in zip(recs, sims, rels, noise, base_empty):
+            r.update(similarity=sim, relevance=rel, noise=nz, base_empty=be)
 
 
 def add_pronoun_records(records: dict[str, list[dict[str, Any]]], models: dict[str, Any], pronouns: dict[str, Any],
