@@ -66,7 +66,9 @@ class BaseRef:
 
 #: The keys of a manifest ``evals`` entry that :class:`EvalClaim` names (others are kept as ``extra``).
 _CLAIM_KEYS = ("suite", "metric", "value", "base_value", "baseline_value", "reference_value", "ci", "n", "direction",
-               "prompts")
+               "prompts", "form")
+#: How a claim's prompts were sent: as chat messages, as plain text, or each in its own form (the utility suite).
+CLAIM_FORMS = ("chat", "plain", "per-prompt")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class EvalClaim:
     n: int | None = None
     direction: str | None = None
     prompts: str | None = None
+    #: ``chat``, ``plain`` or ``per-prompt`` (absent in older manifests: the suite's default form)
+    form: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: optional keys the manifest held with an explicit null (so ``to_dict`` writes them back)
     nulls: tuple[str, ...] = ()
@@ -111,7 +115,7 @@ class EvalClaim:
             suite=d["suite"], metric=d["metric"], value=d["value"], base_value=d.get("base_value"),
             baseline_value=d.get("baseline_value"), reference_value=d.get("reference_value"),
             ci=None if ci is None else (ci[0], ci[1]), n=d.get("n"), direction=d.get("direction"),
-            prompts=d.get("prompts"), extra={k: v for k, v in d.items() if k not in _CLAIM_KEYS},
+            prompts=d.get("prompts"), form=d.get("form"), extra={k: v for k, v in d.items() if k not in _CLAIM_KEYS},
             nulls=tuple(k for k in _CLAIM_KEYS if k in d and d[k] is None),
         )
 

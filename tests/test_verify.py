@@ -428,3 +428,53 @@ def test_a_claim_measured_on_other_prompts_is_shown_and_neither_passes_nor_fails
     legacy = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.075, "direction": "lower"})
     old = SimpleNamespace(manifest=SimpleNamespace(name="tox-fix", version="1.0.0", evals=(legacy,), stacks=()))
     assert check_claims(data("built-in:toxicity:eval"), [old], None)[0].status == "not met"  # no source recorded
+
+
+def test_a_claim_measured_in_another_form_is_shown_and_neither_passes_nor_fails():
+    """tox-fix 1.2.0 claims utility.similarity 0.763, measured with each everyday prompt in its own form
+    (requests as chat). `verify --chat off` sends them all as plain text and measured 0.443: before
+    claims recorded their form, verify called that claim NOT met and exited 3, for a setting the vendor
+    never measured. A claim is compared only with a measurement in its own form."""
+    from types import SimpleNamespace
+
+    from llmpatch.evaluate.results import SuiteResult
+    from llmpatch.manifest import EvalClaim
+    from llmpatch.verify.verify import check_claims
+
+    def data(suite, form, value=0.443, ci=(0.33, 0.56)):
+        metric = {"name": "similarity" if suite == "utility" else "mean", "direction": "higher" if suite == "utility" else "lower",
+                  "values": {"patched": {"value": value, "ci": list(ci)}}}
+        return [SuiteResult.from_dict({"name": suite, "prompts": {"source": f"built-in:{suite}:eval", "n": 50, "digest": "sha256:0"},
+                                       "metrics": [metric], **({"form": form} if form else {})})]
+
+    def patch(*claims):
+        return SimpleNamespace(manifest=SimpleNamespace(name="tox-fix", version="1.2.0", evals=claims, stacks=()))
+
+    old = EvalClaim.from_dict({"suite": "utility", "metric": "similarity", "value": 0.763, "direction": "higher",
+                               "prompts": "built-in:utility:eval sha256:0"})  # an older manifest: no form
+    (c,) = check_claims(data("utility", "plain"), [patch(old)], None)
+    assert c.status == "other form" and c.measured == 0.443
+    assert "each in its own form" in c.message and "as plain text" in c.message and "without --chat" in c.message
+    assert check_claims(data("utility", "per-prompt"), [patch(old)], None)[0].status == "not met"  # its own form: refuted
+    assert check_claims(data("utility", None), [patch(old)], None)[0].status == "not met"  # a report without forms: compared
+    plain = EvalClaim.from_dict({**old.to_dict(), "value": 0.45, "form": "plain"})
+    assert plain.to_dict()["form"] == "plain" and "form" not in old.to_dict()  # older manifests round-trip unchanged
+    checks = check_claims(data("utility", "plain"), [patch(old, plain)], None)
+    assert [x.status for x in checks] == ["other form", "met"]
+    # toxicity continues text by default: --chat off is its own form, --chat on another one
+    tox = EvalClaim.from_dict({"suite": "toxicity", "metric": "mean", "value": 0.044, "direction": "lower",
+                               "prompts": "built-in:toxicity:eval sha256:0"})
+    assert check_claims(data("toxicity", "plain", 0.05, (0.03, 0.07)), [patch(tox)], None)[0].status == "met"
+    assert check_claims(data("toxicity", "chat", 0.2, (0.1, 0.3)), [patch(tox)], None)[0].status == "other form"
+
+
+def test_claims_record_the_form_their_suite_was_measured_in():
+    from llmpatch.evaluate.results import SuiteResult
+
+    metric = {"name": "refusal_rate", "direction": "higher", "values": {"patched": {"value": 0.7, "ci": [0.6, 0.8]},
+                                                                         "base": {"value": 0.05, "ci": [0.0, 0.1]}}}
+    s = SuiteResult.from_dict({"name": "harmfulness", "prompts": {"source": "x.jsonl", "n": 54, "digest": "sha256:1"},
+                               "metrics": [metric], "form": "plain"})
+    (claim,) = s.claims()
+    assert claim.form == "plain" and claim.to_dict()["form"] == "plain"
+    assert SuiteResult.from_dict(s.to_dict()) == s

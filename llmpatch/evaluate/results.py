@@ -20,7 +20,7 @@ from llmpatch.errors import PolicyViolation
 from llmpatch.manifest import EvalClaim
 
 Direction = Literal["lower", "higher", "none"]
-ClaimStatus = Literal["met", "within CI", "not met", "not measured", "other prompts"]
+ClaimStatus = Literal["met", "within CI", "not met", "not measured", "other prompts", "other form"]
 #: Report columns: the unpatched base, the base with a safety system prompt, the stack, another model.
 COLUMNS = ("base", "baseline", "patched", "reference")
 #: A suite measured on fewer prompts gives no verdict: its intervals are too wide to pass anything.
@@ -68,10 +68,10 @@ class MetricResult:
         v = self.values.get(column)
         return None if v is None else v.value
 
-    def claim(self, prompts: str, column: str = "patched") -> EvalClaim | None:
+    def claim(self, prompts: str, column: str = "patched", form: str | None = None) -> EvalClaim | None:
         """What a vendor records for this metric: ``column`` against the unpatched base (and the
-        system-prompt baseline or reference model when measured). None for a metric without a
-        better direction or without a value."""
+        system-prompt baseline or reference model when measured), on ``prompts`` sent in ``form``.
+        None for a metric without a better direction or without a value."""
         v = self.values.get(column)
         if self.direction == "none" or v is None or v.value is None:
             return None
@@ -80,6 +80,7 @@ class MetricResult:
             suite=self.suite, metric=self.name, value=v.value, base_value=others.get("base_value"),
             baseline_value=others.get("baseline_value"), reference_value=others.get("reference_value"),
             ci=(v.ci[0], v.ci[1]) if v.has_ci else None, n=v.n, direction=self.direction, prompts=prompts,  # type: ignore[arg-type]
+            form=form,
             nulls=tuple(k for k, x in others.items() if x is None),  # measured but undefined: recorded as null
         )
 
@@ -120,13 +121,15 @@ class SuiteResult:
     chat: bool = False
     max_new_tokens: int = 0
     samples: tuple[Mapping[str, Any], ...] = ()
+    #: how the prompts were sent: ``chat``, ``plain`` or ``per-prompt`` (None: a report from before forms were recorded)
+    form: str | None = None
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.name == name), None)
 
     def claims(self, column: str = "patched") -> list[EvalClaim]:
         """Every claim a vendor records for this suite (see :meth:`MetricResult.claim`)."""
-        found = (m.claim(self.prompts.describe(), column) for m in self.metrics)
+        found = (m.claim(self.prompts.describe(), column, self.form) for m in self.metrics)
         return [c for c in found if c is not None]
 
     @classmethod
@@ -135,13 +138,14 @@ class SuiteResult:
         return cls(d["name"], PromptSet(p["source"], int(p["n"]), p["digest"]),
                    tuple(MetricResult.from_dict(d["name"], m) for m in d["metrics"]), d.get("description", ""),
                    dict(d.get("judges", {})), bool(d.get("chat", False)), int(d.get("max_new_tokens", 0)),
-                   tuple(d.get("samples", ())))
+                   tuple(d.get("samples", ())), d.get("form"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
                 "prompts": {"source": self.prompts.source, "n": self.prompts.n, "digest": self.prompts.digest},
                 "judges": dict(self.judges), "chat": self.chat, "max_new_tokens": self.max_new_tokens,
-                "metrics": [m.to_dict() for m in self.metrics], "samples": [dict(s) for s in self.samples]}
+                "metrics": [m.to_dict() for m in self.metrics], "samples": [dict(s) for s in self.samples],
+                **({"form": self.form} if self.form else {})}
 
 
 def find_measured(suites: Sequence[SuiteResult], metric_id: str) -> MetricResult | None:

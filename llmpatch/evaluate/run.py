@@ -206,7 +206,7 @@ def add_pronoun_records(records: dict[str, list[dict[str, Any]]], models: dict[s
 
 #: Per-record values a report shows for every sample (judge scores and their components, utility).
 SAMPLE_SCORES = ("toxicity", "toxicity_components", "refusal", "gender", "gld", "harm", "nll", "ntok", "similarity",
-                 "relevance")
+                 "noise", "relevance")
 
 
 def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[str, list[str]],
@@ -236,6 +236,24 @@ def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[s
             row["scores"][col]["masked_hits"] = list(r["masked_hits"])
     row["flags"] = flags
     return row
+
+
+def measured_form(suite: Any, chat: bool | None, template: bool = True) -> str:
+    """How a suite's prompts are sent: ``chat``, ``plain`` or ``per-prompt`` (each in its row's form,
+    the utility suite's default). ``chat``: ``--chat on``/``off`` (True/False) or None for the suite's own.
+    A claim records it, and verify compares a claim only with a measurement in the same form.
+
+    >>> from llmpatch.evaluate.suites import get_suite
+    >>> [measured_form(get_suite(s), None) for s in ("toxicity", "harmfulness", "utility")]
+    ['plain', 'chat', 'per-prompt']
+    >>> measured_form(get_suite("utility"), False), measured_form(get_suite("toxicity"), True, template=False)
+    ('plain', 'plain')
+    """
+    if not template:
+        return "plain"
+    if chat is None and suite.per_item_form:
+        return "per-prompt"
+    return "chat" if (suite.chat if chat is None else chat) else "plain"
 
 
 def _nullcontext_progress(description: str, total: int):
@@ -342,6 +360,7 @@ def run_suites(
             suite.name, PromptSet(prep.source, len(prep.items), prompts_digest(prep.items)), tuple(metrics_out),
             suite.description, {role: j.name for role, j in prep.judges.items()},
             bool(opts.chat if opts.chat is not None else suite.chat), max_new, tuple(samples),
+            measured_form(suite, opts.chat, bool(unpatched.tokenizer.chat_template)),
         ))
 
     run: dict[str, Any] = {
