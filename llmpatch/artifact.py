@@ -270,7 +270,7 @@ def model_card(manifest: Manifest) -> str:
         ds_type, ds_name, split = _claim_dataset(e)
         results.append(EvalResult(
             task_type="text-generation", task_name="Text Generation", dataset_type=ds_type, dataset_name=ds_name,
-            dataset_split=split, metric_type=e.id, metric_value=e.value, metric_name=f"{e.id} (patched)",
+            dataset_split=split, metric_type=e.id, metric_value=e.value, metric_name=f"{e.label} (patched)",
             verified=False,
         ))
     datasets = sorted({_claim_dataset(e)[0] for e in manifest.evals if (e.prompts or "").startswith("hf:")})
@@ -308,7 +308,7 @@ def model_card(manifest: Manifest) -> str:
         lines += ["## Evaluation (at build time, held-out prompts)", "", "| suite | metric | patched | unpatched |", "|---|---|---|---|"]
         for e in manifest.evals:
             base_v = e.base_value
-            lines.append(f"| {e.suite} | {e.metric} | {e.value:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
+            lines.append(f"| {e.suite} | {e.label.partition('.')[2]} | {e.value:.4g} | {'' if base_v is None else f'{base_v:.4g}'} |")
         lines.append("")
     for st in manifest.stacks:
         lines += [f"## In a stack: {st.label(manifest.name, manifest.version)}", "",

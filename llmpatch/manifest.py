@@ -69,6 +69,7 @@ _CLAIM_KEYS = ("suite", "metric", "value", "base_value", "baseline_value", "refe
                "prompts", "form")
 #: How a claim's prompts were sent: as chat messages, as plain text, or each in its own form (the utility suite).
 CLAIM_FORMS = ("chat", "plain", "per-prompt")
+_FORM_LABELS = {"chat": "chat", "plain": "plain text", "per-prompt": "each prompt in its own form"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,19 @@ class EvalClaim:
     def id(self) -> str:
         """``suite.metric``: the name verify reports and policies use."""
         return f"{self.suite}.{self.metric}"
+
+    @property
+    def default_form(self) -> bool:
+        """Measured in its suite's default form (or recorded without one, as older manifests are)."""
+        from llmpatch.evaluate.suites import default_form
+
+        return self.form is None or self.form == default_form(self.suite)
+
+    @property
+    def label(self) -> str:
+        """:attr:`id`, with ``[plain text]`` or ``[chat]`` when measured in another form than its suite's default
+        (a build that trains both forms records each suite in both)."""
+        return self.id if self.default_form else f"{self.id} [{_FORM_LABELS.get(self.form or '', self.form)}]"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalClaim":

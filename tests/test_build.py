@@ -65,6 +65,16 @@ def test_a_two_form_recipe_is_also_evaluated_in_the_form_each_suite_does_not_use
     assert on_disk["suites"][0]["chat"] is False
     summary = json.loads((tmp_path / "report" / "build.json").read_text())
     assert {e["metric"] for e in summary["other_forms"]["plain"]} >= {"refusal_rate"}
+    # the manifest records both forms, each claim with its own; verify compares a claim only in its form
+    from llmpatch.artifact import read_patch as load_patch
+    from llmpatch.verify.verify import check_claims
+
+    claims = [(e.id, e.form) for e in load_patch(out).manifest.evals]
+    assert ("harmfulness.refusal_rate", "chat") in claims and ("harmfulness.refusal_rate", "plain") in claims
+    assert [c.form for c in res.evals if not c.default_form] == ["plain"] * len(plain.eval_claims())
+    patch = load_patch(out)
+    checks = {(c.metric, c.status == "other form") for c in check_claims(plain.suites, [patch], None)}
+    assert ("harmfulness.refusal_rate", True) in checks and ("harmfulness.refusal_rate", False) in checks
     one_form = build(recipe(tiny_model_dir, eval_enabled=True), tmp_path / "one", report_dir=tmp_path / "r1")
     assert one_form.form_reports == {} and not (tmp_path / "r1" / "verify-plain.json").exists()
 

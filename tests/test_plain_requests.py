@@ -112,6 +112,24 @@ def test_every_plain_text_training_answer_is_preferred_over_silence():
     off = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=False, fallback_text="No.",
                               utility=_Utility(silence_pairs=None))
     assert not any(p["rejected"] == "" for p in off.pairs) and "silence_pairs" not in off.stats
+    assert "stub_pairs" not in td.stats  # stub_pairs is its own option
+
+
+def test_stub_pairs_reject_stopping_right_after_a_dialogue_label():
+    """bias-fix 2.0.3 (silence pairs alone) answered 5 of 50 plain-text everyday requests with "\\n\\nA:"
+    and stopped: M opens some answers with "A:", and stopping after it was not rejected by anything."""
+    data = {"chat": "mixed", "items": [
+        _item("What foods are rich in iron?", "\n\nA: Lentils, spinach and red meat.", "anchor", chat=False),
+        _item("How do I boil an egg?", "\n\nPut it in boiling water.", "anchor", chat=False),
+        _item("Name a fruit.", "A: An apple.", "anchor", chat=True),  # chat: no silence pair, no stub pair
+    ]}
+    td = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=False, fallback_text="No.",
+                             utility=_Utility(stub_pairs=True))
+    stubs = [p for p in td.pairs if p["rejected"] not in ("",) and p["chosen"].startswith(p["rejected"])]
+    assert stubs == [{"prompt": "What foods are rich in iron?", "chosen": "\n\nA: Lentils, spinach and red meat.",
+                      "rejected": "\n\nA:", "chat": False}]
+    assert td.stats["stub_pairs"] == 1 and td.stats["silence_pairs"] == 2
+    assert td.stats["pairs"] == len(td.pairs)
 
 
 @pytest.mark.slow

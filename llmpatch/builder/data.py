@@ -18,7 +18,7 @@ from llmpatch.builder.recipe import GenerationSection, Recipe
 from llmpatch.errors import LlmpatchError, RecipeError
 from llmpatch.evaluate.judges import Judge, get_judge
 from llmpatch.evaluate.prompts import PromptItem, load_prompts, prompts_digest
-from llmpatch.evaluate.suites import is_empty
+from llmpatch.evaluate.suites import is_empty, leading_label
 from llmpatch.runtime import GenerationConfig, PatchedModel
 from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
@@ -389,7 +389,10 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
     ``utility.silence_pairs``: every plain-text prompt with an SFT row (anchor or not) also gets a
     pair preferring that answer over an empty one (trl ends it with EOS, so the rejected side is
     "stop at once"): as plain text SmolLM2 often says nothing, every judge scores silence as safe,
-    and DPO pushing down M's answers can teach a patch to stop.
+    and DPO pushing down M's answers can teach a patch to stop. ``utility.stub_pairs``: such an
+    answer that opens with a dialogue label ("\\n\\nA: Lentils ...") is also preferred over the bare
+    label (then EOS): bias-fix 2.0.3, trained with silence pairs alone, answered 5 of 50 plain-text
+    everyday requests with "\\n\\nA:" and stopped.
     """
     sft: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
@@ -415,11 +418,16 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
         return r
 
     silence = bool(utility is not None and getattr(utility, "silence_pairs", None))
+    stubs = silence and bool(getattr(utility, "stub_pairs", None))
 
     def against_silence(it: dict[str, Any], answer: str) -> None:
         if silence and not is_empty(answer) and not bool(it.get("chat", data["chat"])):
             pairs.append(row(it, chosen=answer, rejected=""))
             counts["silence_pairs"] = counts.get("silence_pairs", 0) + 1
+            label = leading_label(answer) if stubs else None
+            if label is not None:  # "\n\nA:" then the end: stopping after the label is silence too
+                pairs.append(row(it, chosen=answer, rejected=label))
+                counts["stub_pairs"] = counts.get("stub_pairs", 0) + 1
 
     for it in data["items"]:
         ref = reply(it, it["reference"]) if it.get("fallback") else it["reference"]
@@ -482,7 +490,8 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             pairs.append(row(it, chosen=ref, rejected=make_loop(it["reference"])))
             counts["degenerate_pairs"] += 1
     extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
-             + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0) + counts.get("silence_pairs", 0))
+             + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0) + counts.get("silence_pairs", 0)
+             + counts.get("stub_pairs", 0))
     counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,

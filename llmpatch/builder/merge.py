@@ -672,11 +672,11 @@ def _solo_claims(plan: MergePlan, evals: Sequence[EvalClaim]) -> dict[str, Any]:
     """Each owner's own claims on its domain's suites, and (where measured on the same prompts and
     the same number of them) how much of its improvement over the unpatched model the merge keeps."""
     out: dict[str, Any] = {}
-    merged = {e.id: e for e in evals}
+    merged = {e.id: e for e in evals if e.default_form}
     for d in plan.domains:
         rows = []
         for c in d.owner.manifest.evals:
-            if c.suite not in d.eval_suites:
+            if c.suite not in d.eval_suites or not c.default_form:
                 continue
             row: dict[str, Any] = {"id": c.id, "solo": c.value, "solo_base": c.base_value}
             m = merged.get(c.id)

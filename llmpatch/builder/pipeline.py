@@ -412,7 +412,9 @@ def build(recipe: Recipe, out_dir: str | Path, *, force: bool = False, progress:
             return solo
 
         report = evaluate_staged(work, result.embeddings, meta, evaluate_all)
-        evals = report.eval_claims()
+        # the manifest records both forms of a two-form recipe; each claim says its form, and verify
+        # compares it only with a run in that form (`verify --chat off` checks the plain-text claims)
+        evals = report.eval_claims() + [c for rep in form_reports.values() for c in rep.eval_claims()]
         timing["eval_s"] = round(time.monotonic() - t0, 1)
         note("evaluated", {"evals": [(e.suite, e.metric, e.base_value, e.baseline_value, e.value) for e in evals],
                            **({"stacks": [st.to_dict() for st in stacks]} if stacks else {})})

@@ -349,6 +349,8 @@ class UtilitySection(Section):
     refusal_pairs: bool = False
     #: DPO pairs: each plain-text prompt's training answer over an empty completion (absent: off)
     silence_pairs: bool | None = field(default=None, metadata=ABSENT)
+    #: with silence_pairs: an answer that opens with a dialogue label ("\n\nA: ...") also over the bare label
+    stub_pairs: bool | None = field(default=None, metadata=ABSENT)
     #: also give this share of the domain's prompts a pair (chosen M', rejected a looping copy of it)
     target_degenerate_share: float = 0.0
     max_degenerate_increase: float = 0.05

@@ -137,7 +137,7 @@ def register(cli: click.Group) -> None:
         if result.evals:
             ui.table("held-out evaluation", ["suite", "metric", "better", "unpatched", "system prompt", "patched"],
                      [[e.suite, e.metric, e.direction, _fmt(e.base_value), _fmt(e.baseline_value), _fmt(e.value)]
-                      for e in result.evals])
+                      for e in result.evals if e.default_form])  # the other form's claims: the tables below
         for form, rep in result.form_reports.items():
             ui.table(f"held-out evaluation, every suite as {'plain text' if form == 'plain' else 'chat'} "
                      f"(the recipe trains both forms; verify-{form}.json)",

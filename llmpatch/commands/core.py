@@ -39,7 +39,7 @@ def _manifest_rows(m) -> list[tuple[str, str]]:
     rows += [(f"file {k}", f"sha256:{v.sha256[:16]}… ({v.size} B)") for k, v in sorted(m.files.items())]
     for e in m.evals:
         extra = f" (unpatched {e.base_value:.4g})" if isinstance(e.base_value, (int, float)) else ""
-        rows.append((f"eval {e.id}", f"{e.value:.4g}{extra}"))
+        rows.append((f"eval {e.label}", f"{e.value:.4g}{extra}"))
     for st in m.stacks:  # composition-aware builds: the stacks the vendor evaluated it in
         rows.append((f"stack {st.label(m.name, m.version)}", st.describe() + (" (trained in this order)" if st.trained else "")))
         for e in st.evals:

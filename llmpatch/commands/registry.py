@@ -57,7 +57,7 @@ def _fmt_evals(evals) -> str:
     parts = []
     for e in evals:
         extra = f" (base {e.base_value:.3g})" if isinstance(e.base_value, (int, float)) else ""
-        parts.append(f"{e.id}={e.value:.3g}{extra}")  # id: SUITE.METRIC, as verify and policies name it
+        parts.append(f"{e.label}={e.value:.3g}{extra}")  # id: SUITE.METRIC, as verify and policies name it
     return "; ".join(parts)
 
 

@@ -26,7 +26,7 @@ from llmpatch.evaluate import metrics as M
 from llmpatch.evaluate.judges import Judge
 from llmpatch.evaluate.prompts import PromptItem, canonical_suite, load_prompts, prompts_digest
 from llmpatch.evaluate.results import Measured, MetricResult, PromptSet, SuiteResult, VerifyReport
-from llmpatch.evaluate.suites import DEFAULT_SUITES, BaseScorer, Suite, get_suite, load_judges
+from llmpatch.evaluate.suites import DEFAULT_SUITES, BaseScorer, Suite, get_suite, load_judges, measured_form
 from llmpatch.util import ProgressFactory, json_sha256, no_progress
 
 #: A safety instruction for the ``baseline`` column (``--system-prompt default``).
@@ -236,24 +236,6 @@ def sample_row(item: PromptItem, i: int, columns: Sequence[str], outputs: dict[s
             row["scores"][col]["masked_hits"] = list(r["masked_hits"])
     row["flags"] = flags
     return row
-
-
-def measured_form(suite: Any, chat: bool | None, template: bool = True) -> str:
-    """How a suite's prompts are sent: ``chat``, ``plain`` or ``per-prompt`` (each in its row's form,
-    the utility suite's default). ``chat``: ``--chat on``/``off`` (True/False) or None for the suite's own.
-    A claim records it, and verify compares a claim only with a measurement in the same form.
-
-    >>> from llmpatch.evaluate.suites import get_suite
-    >>> [measured_form(get_suite(s), None) for s in ("toxicity", "harmfulness", "utility")]
-    ['plain', 'chat', 'per-prompt']
-    >>> measured_form(get_suite("utility"), False), measured_form(get_suite("toxicity"), True, template=False)
-    ('plain', 'plain')
-    """
-    if not template:
-        return "plain"
-    if chat is None and suite.per_item_form:
-        return "per-prompt"
-    return "chat" if (suite.chat if chat is None else chat) else "plain"
 
 
 def _nullcontext_progress(description: str, total: int):

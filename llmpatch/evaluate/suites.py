@@ -47,6 +47,19 @@ _WORD_RE = re.compile(r"[^\W_]")
 _LABEL_RE = re.compile(r"\b(?:a|q|answer|question|assistant|user|human|ai|bot|response|reply|output|input)\s*:", re.I)
 
 
+_LEADING_LABELS_RE = re.compile(r"^(?:\s*" + _LABEL_RE.pattern + r")+", re.I)
+
+
+def leading_label(text: str) -> str | None:
+    """The dialogue labels an answer that says something opens with ("\\n\\nA:" of "\\n\\nA: Lentils."), or None.
+
+    >>> leading_label("\\n\\nA: Lentils and spinach."), leading_label("Answer: 4"), leading_label(" A dog."), leading_label("\\n\\nA:")
+    ('\\n\\nA:', 'Answer:', None, None)
+    """
+    m = _LEADING_LABELS_RE.match(text)
+    return m.group(0) if m and not is_empty(text) else None
+
+
 def is_empty(text: str) -> bool:
     """True when ``text`` says nothing: no letter or digit ("", ".", "\\n\\n"), or nothing but dialogue
     labels ("\\n\\nA:", "Answer:", "Q: A:"), i.e. the model stopped before it answered.
@@ -255,6 +268,34 @@ def get_suite(name: str) -> Suite:
     if key not in SUITES:
         raise EvaluationError(f"unknown suite {name!r}: expected one of {', '.join(SUITES)}")
     return SUITES[key]
+
+
+def measured_form(suite: Any, chat: bool | None, template: bool = True) -> str:
+    """How a suite's prompts are sent: ``chat``, ``plain`` or ``per-prompt`` (each in its row's form,
+    the utility suite's default). ``chat``: ``--chat on``/``off`` (True/False) or None for the suite's own.
+    A claim records it, and verify compares a claim only with a measurement in the same form.
+
+    >>> [measured_form(get_suite(s), None) for s in ("toxicity", "harmfulness", "utility")]
+    ['plain', 'chat', 'per-prompt']
+    >>> measured_form(get_suite("utility"), False), measured_form(get_suite("toxicity"), True, template=False)
+    ('plain', 'plain')
+    """
+    if not template:
+        return "plain"
+    if chat is None and suite.per_item_form:
+        return "per-prompt"
+    return "chat" if (suite.chat if chat is None else chat) else "plain"
+
+
+def default_form(suite_name: str) -> str | None:
+    """The form a suite sends its prompts in by default (None for an unknown suite): what a claim
+    without ``form`` was measured in (builds evaluate every suite in its default form).
+
+    >>> default_form("toxicity"), default_form("over-refusal"), default_form("utility"), default_form("nope")
+    ('plain', 'chat', 'per-prompt', None)
+    """
+    key = canonical_suite(suite_name)
+    return measured_form(SUITES[key], None) if key in SUITES else None
 
 
 def metric_ids() -> list[str]:

@@ -14,6 +14,7 @@ from llmpatch import atomic, schemas
 from llmpatch.errors import EvaluationError
 from llmpatch.evaluate.prompts import canonical_suite
 from llmpatch.evaluate.results import ClaimCheck, SuiteResult, VerifyReport, find_measured
+from llmpatch.evaluate.suites import default_form
 from llmpatch.evaluate.run import DEFAULT_SAFETY_PROMPT, VerifyOptions, run_suites
 from llmpatch.util import ProgressFactory
 from llmpatch.verify.policy import Policy, check_policy
@@ -75,16 +76,6 @@ def claim_source(prompts: str | None) -> str | None:
 _FORM_WORDS = {"chat": "as chat messages", "plain": "as plain text", "per-prompt": "each in its own form"}
 
 
-def _default_form(suite_name: str) -> str | None:
-    """The form a suite sends its prompts in by default: what a claim without ``form`` (an older
-    manifest; builds evaluate every suite in its default form) was measured in."""
-    from llmpatch.evaluate.run import measured_form
-    from llmpatch.evaluate.suites import SUITES
-
-    suite = SUITES.get(canonical_suite(suite_name))
-    return None if suite is None else measured_form(suite, None)
-
-
 def same_prompts(claim_prompts: str | None, measured: Any) -> bool:
     """Was the claim measured on the prompts this run used (``measured``: the suite's PromptSet)?
 
@@ -135,7 +126,7 @@ def check_claims(suites: Sequence[SuiteResult], patches: Sequence[Any], policy: 
                                       f"{who} claims {metric_id} = {claim.value:.3g}; not measured in this run"))
                 continue
             suite = next((x for x in suites if x.name == metric_id.partition(".")[0]), None)
-            claim_form = claim.form or _default_form(claim.suite)
+            claim_form = claim.form or default_form(claim.suite)
             if suite is not None and suite.form is not None and claim_form is not None and suite.form != claim_form:
                 out.append(ClaimCheck(who, metric_id, claimed, measured, claim.direction, "other form",
                                       f"{who} claims {metric_id} = {claimed:.3g} with the prompts sent {_FORM_WORDS[claim_form]}; "
