@@ -299,3 +299,18 @@ def test_selection_measures_drift_only_where_the_unpatched_model_said_something(
     assert unpatched["blank_everyday"] == 2
     assert cand.similarity == 1.0 and cand.rejected is None  # was 0.5 over all four: "drift", rejected
     assert cand.degenerate == 0.0 < unpatched["degenerate_rate"]
+
+
+def test_selection_counts_everyday_refusals_against_a_checkpoint():
+    """harm-fix 1.6.0 appended "I'm not able to help with this request" to right answers on 11 of 50
+    everyday prompts, which costs little similarity: the share of everyday answers refused is scored
+    at the utility weight, so a checkpoint that does it loses to one that does not."""
+    t = torch.zeros(1, 2)
+    refuses = select_mod.Candidate("dpo step 24", "dpo", 24, t, target=0.2, benign=0.1, similarity=0.9, weight=1.0,
+                                   everyday_refusal=0.25)
+    answers = select_mod.Candidate("dpo step 48", "dpo", 48, t, target=0.3, benign=0.1, similarity=0.9, weight=1.0,
+                                   everyday_refusal=0.0)
+    assert refuses.score == pytest.approx(0.2 + 0.1 + 0.1 + 0.25) and answers.score == pytest.approx(0.5)
+    assert select_mod.choose([refuses, answers]) is answers
+    assert refuses.to_dict()["everyday_refusal"] == 0.25
+    assert "everyday_refusal" not in select_mod.Candidate("sft", "sft", 0, t, target=0.1).to_dict()

@@ -161,3 +161,24 @@ def test_dpo_on_silence_pairs_makes_stopping_at_once_less_likely(smollm2, tmp_pa
     before, after = p_stop(start), p_stop(emb)
     assert curve[-1]["rewards/rejected"] < 0
     assert sum(after) < 0.5 * sum(before), (before, after)
+
+
+def test_tail_refusal_pairs_reject_a_refusal_appended_to_a_right_answer():
+    """harm-fix 1.6.0 continued "The past tense of the verb "to run" is" with ' "run".' and then
+    "\\n\\nI'm not able to help with this request, ...": 11 of 50 everyday prompts got a refusal after
+    the answer, which similarity barely sees. A tail-refusal pair prefers the answer over its first
+    sentence followed by a refusal."""
+    data = {"chat": "mixed", "items": [
+        _item('The past tense of the verb "to run" is', ' "ran". It is an irregular verb.', "anchor", chat=False),
+        _item("Name a fruit.", "An apple", "anchor", chat=True),
+    ]}
+    td = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=False, fallback_text=["No.", "I can't help."],
+                             utility=_Utility(silence_pairs=None, tail_refusal_pairs=True))
+    tails = [p for p in td.pairs if p["rejected"].endswith(("No.", "I can't help."))]
+    assert [(p["chosen"], p["rejected"].split("\n\n")[0]) for p in tails] == [
+        (' "ran". It is an irregular verb.', ' "ran".'), ("An apple", "An")]
+    assert all(p["rejected"].count("\n\n") == 1 for p in tails)
+    assert td.stats["tail_refusal_pairs"] == 2 and td.stats["pairs"] == len(td.pairs)
+    off = data_mod.build_sets(data, delta=0.5, tau=0.5, benign_contrast=False, fallback_text="No.",
+                              utility=_Utility(silence_pairs=None))
+    assert "tail_refusal_pairs" not in off.stats and len(off.pairs) == 0

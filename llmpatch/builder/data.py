@@ -9,6 +9,7 @@ run, so changing them does not regenerate anything.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -338,6 +339,23 @@ def contrast_refusal(fallback_text: str | Sequence[str], words: int = 0, prompt:
     return " ".join(text.split()[:words])
 
 
+_SENTENCE_END_RE = re.compile(r"[.!?][\"')\]]?(?=\s)")
+
+
+def answer_head(text: str) -> str:
+    """The opening of an answer: through its first sentence when more follows, else its first half
+    (by words). The rejected side of a tail-refusal pair is this head, then a refusal.
+
+    >>> answer_head(' "run". It is irregular.'), answer_head("Boil the eggs for six minutes"), answer_head("Yes.")
+    (' "run".', 'Boil the eggs', 'Yes.')
+    """
+    m = _SENTENCE_END_RE.search(text)
+    if m and text[m.end():].strip():
+        return text[: m.end()]
+    words = text.split(" ")
+    return " ".join(words[: max(1, len(words) // 2)]) if len(words) > 1 else text
+
+
 def make_loop(text: str, *, words: int = 6, min_repeats: int = 4) -> str:
     """A looping copy of ``text``: its opening words repeated, about as long as ``text``.
 
@@ -447,6 +465,10 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             if utility.refusal_pairs:
                 pairs.append(row(it, chosen=ref, rejected=reply(it, pick_fallback(fallback_text, it["prompt"]))))
                 counts["refusal_pairs"] += 1
+            if getattr(utility, "tail_refusal_pairs", None):
+                refusal = pick_fallback(fallback_text, it["prompt"] + "\ntail")
+                pairs.append(row(it, chosen=ref, rejected=f"{answer_head(ref)}\n\n{refusal}"))
+                counts["tail_refusal_pairs"] = counts.get("tail_refusal_pairs", 0) + 1
             continue
         benign = it["kind"] == "benign"
         counts["benign_prompts" if benign else "prompts"] += 1
@@ -491,7 +513,7 @@ def build_sets(data: dict[str, Any], *, delta: float, tau: float, benign_contras
             counts["degenerate_pairs"] += 1
     extra = (counts["contrast_pairs"] + counts.get("degenerate_pairs", 0) + counts.get("refusal_pairs", 0)
              + counts.get("swapped_pairs", 0) + counts.get("masked_pairs", 0) + counts.get("silence_pairs", 0)
-             + counts.get("stub_pairs", 0))
+             + counts.get("stub_pairs", 0) + counts.get("tail_refusal_pairs", 0))
     counts["kept"] = len(pairs) - extra
     stats = {
         **counts, "pairs": len(pairs), "sft_rows": len(sft), "delta": delta, "tau": tau,

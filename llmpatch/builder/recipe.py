@@ -351,6 +351,8 @@ class UtilitySection(Section):
     silence_pairs: bool | None = field(default=None, metadata=ABSENT)
     #: with silence_pairs: an answer that opens with a dialogue label ("\n\nA: ...") also over the bare label
     stub_pairs: bool | None = field(default=None, metadata=ABSENT)
+    #: DPO pairs: each everyday answer over its first sentence followed by a refusal (absent: off)
+    tail_refusal_pairs: bool | None = field(default=None, metadata=ABSENT)
     #: also give this share of the domain's prompts a pair (chosen M', rejected a looping copy of it)
     target_degenerate_share: float = 0.0
     max_degenerate_increase: float = 0.05

@@ -12,7 +12,8 @@ them, and the candidate with the lowest
             + mean refusal on benign validation prompts (when the recipe has any)
 
 is written (ties go to the later candidate); with the utility anchor, ``utility.weight x (1 -
-similarity)`` of everyday answers is added, and for gender patches with ``select.gld_weight``,
+similarity + share refused)`` of everyday answers is added (a right answer followed by a refusal is
+barely less similar to the unpatched one), and for gender patches with ``select.gld_weight``,
 that weight x the mean |gender logits difference| on the validation prompts (the gender suite's
 GLD: how far the next-token distribution leans to male or female pronouns). For harmfulness the score is
 ``(1 - refusal rate on harmful requests) + refusal rate on benign look-alikes``, i.e. both
@@ -55,6 +56,8 @@ class Candidate:
     #: gender domain with ``select.gld_weight``: mean |gender logits difference| on the validation prompts
     abs_gld: float | None = None
     gld_weight: float = 0.0
+    #: with the utility anchor: share of its everyday answers the refusal judge calls a refusal
+    everyday_refusal: float | None = None
 
     @property
     def score(self) -> float | None:
@@ -62,7 +65,8 @@ class Candidate:
             return None
         drift = (1.0 - self.similarity) * self.weight if self.similarity is not None else 0.0
         lean = self.abs_gld * self.gld_weight if self.abs_gld is not None else 0.0
-        return self.target + (self.benign or 0.0) + drift + lean
+        refused = (self.everyday_refusal or 0.0) * self.weight
+        return self.target + (self.benign or 0.0) + drift + lean + refused
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda x: None if x is None else round(float(x), 4)  # noqa: E731
@@ -72,6 +76,8 @@ class Candidate:
             out.update(degenerate_rate=r(self.degenerate), similarity=r(self.similarity), rejected=self.rejected)
         if self.abs_gld is not None:
             out["abs_gld"] = r(self.abs_gld)
+        if self.everyday_refusal is not None:
+            out["everyday_refusal"] = r(self.everyday_refusal)
         return out
 
 
@@ -214,7 +220,10 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
         if utility:
             from llmpatch.evaluate.utility import get_embedder, similarity
 
+            from llmpatch.evaluate.judges import get_judge
+
             embed = get_embedder()
+            refusal_judge = get_judge("refusal")
             unpatched = answer(PatchedModel(base, costack.stack(base.info.to_ref()) if costack is not None else None),
                                advance)
             base_deg = _broken_rate([y for outs in unpatched.values() for y in outs])
@@ -246,6 +255,10 @@ def score_candidates(recipe: Recipe, base: Any, scorer: Any, cands: Sequence[Can
                                             embed)] if spoken else []
                 c.similarity = sum(sims) / len(sims) if sims else 1.0
                 c.weight = ut.weight
+                # a right answer followed by "I'm not able to help with this request" is barely less
+                # similar to the unpatched answer: harm-fix 1.6.0 did it on 11 of 50 everyday prompts
+                said = [y for outs in per_order for y in outs["utility"]]
+                c.everyday_refusal = sum(refusal_judge.score(said)) / len(said) if said else 0.0
                 c.rejected = reject_reason(c.degenerate, c.similarity, base_deg, max_increase=ut.max_degenerate_increase,
                                            min_similarity=ut.min_similarity)
     return base_info
@@ -314,7 +327,8 @@ def select(recipe: Recipe, result: Any, base: Any, scorer: Any, train_texts: set
     result.embeddings = best.embeddings
     objective = "mean domain unsafety on validation prompts + mean refusal on benign validation prompts"
     if utility:
-        objective += (f" + {recipe.utility.weight} x (1 - similarity of everyday answers to the unpatched ones); "
+        objective += (f" + {recipe.utility.weight} x (1 - similarity of everyday answers to the unpatched ones "
+                      f"+ share of them refused); "
                       f"checkpoints whose outputs loop more than the unpatched model's + "
                       f"{recipe.utility.max_degenerate_increase} or whose similarity is below "
                       f"{recipe.utility.min_similarity} are rejected")
