@@ -70,6 +70,9 @@ _CLAIM_KEYS = ("suite", "metric", "value", "base_value", "baseline_value", "refe
 #: How a claim's prompts were sent: as chat messages, as plain text, or each in its own form (the utility suite).
 CLAIM_FORMS = ("chat", "plain", "per-prompt")
 _FORM_LABELS = {"chat": "chat", "plain": "plain text", "per-prompt": "each prompt in its own form"}
+#: The form each suite sends its prompts in by default (the others: ``chat``); a claim without ``form`` was
+#: measured so. Kept here, below the evaluation layer; tests check it against the suites' own settings.
+SUITE_DEFAULT_FORMS = {"toxicity": "plain", "utility": "per-prompt"}
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,7 @@ class EvalClaim:
     @property
     def default_form(self) -> bool:
         """Measured in its suite's default form (or recorded without one, as older manifests are)."""
-        from llmpatch.evaluate.suites import default_form
-
-        return self.form is None or self.form == default_form(self.suite)
+        return self.form is None or self.form == SUITE_DEFAULT_FORMS.get(self.suite.replace("-", "_"), "chat")
 
     @property
     def label(self) -> str:

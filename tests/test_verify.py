@@ -478,3 +478,14 @@ def test_claims_record_the_form_their_suite_was_measured_in():
     (claim,) = s.claims()
     assert claim.form == "plain" and claim.to_dict()["form"] == "plain"
     assert SuiteResult.from_dict(s.to_dict()) == s
+
+
+def test_the_manifests_table_of_default_forms_matches_the_suites():
+    """manifest.py sits below the evaluation layer, so it keeps its own table of each suite's default form."""
+    from llmpatch.evaluate.suites import SUITES, default_form
+    from llmpatch.manifest import SUITE_DEFAULT_FORMS, EvalClaim
+
+    for name in SUITES:
+        assert SUITE_DEFAULT_FORMS.get(name, "chat") == default_form(name), name
+        assert EvalClaim(name, "m", 0.0, form=default_form(name)).default_form
+        assert not EvalClaim(name, "m", 0.0, form="plain" if default_form(name) != "plain" else "chat").default_form
